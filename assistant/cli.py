@@ -1,0 +1,201 @@
+"""The `assistant` command: parse arguments, load settings, call the library.
+
+Our errors become one message and an exit code here, in one place: 2 for a user
+error (fix the input or a setting), 1 for a runtime failure (a model or a store).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from assistant.errors import AssistantError, UserError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _errors_to_exit(func: F) -> F:
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except AssistantError as exc:
+            click.secho(f"error: {exc}", fg="red", err=True)
+            sys.exit(2 if isinstance(exc, UserError) else 1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _assistant(ctx: click.Context) -> Any:
+    from assistant.factory import build_assistant
+    from assistant.settings import load_settings
+
+    overrides = {k: v for k, v in ctx.obj.items() if v is not None}
+    return build_assistant(load_settings(**overrides))
+
+
+@click.group()
+@click.option("--data-dir", type=click.Path(path_type=Path), help="Where local state lives (ASSISTANT_DATA_DIR).")
+@click.option("--chroma-url", help="Use a Chroma server instead of the embedded store (ASSISTANT_CHROMA_URL).")
+@click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug).")
+@click.pass_context
+def cli(ctx: click.Context, data_dir: Path | None, chroma_url: str | None, verbose: int) -> None:
+    """Answer questions from your documents with a small local model."""
+    logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)])
+    ctx.obj = {"data_dir": data_dir, "chroma_url": chroma_url}
+
+
+@cli.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--collection", "-c", help="Collection to fill (default: the default_collection setting).")
+@click.pass_context
+@_errors_to_exit
+def ingest(ctx: click.Context, path: Path, collection: str | None) -> None:
+    """Index the documents in PATH (a file or a folder)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bot = _assistant(ctx)
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
+    with Progress(*columns, transient=True, disable=not sys.stderr.isatty()) as progress:
+        task = progress.add_task("ingesting", total=None)
+
+        def show(event: Any) -> None:
+            progress.update(
+                task, total=event.files_total, completed=event.files_done,
+                description=f"{event.chunks_added} chunks · {Path(event.path).name[:30]}",
+            )
+
+        report = bot.ingest(path, collection, on_progress=show)
+    click.echo(report.summary())
+    for issue in report.files_failed:
+        click.secho(f"  failed  {issue.path}: {issue.reason}", fg="yellow")
+    for issue in report.files_skipped:
+        click.echo(f"  skipped {issue.path}: {issue.reason}")
+    if report.files_failed and not report.files_added and not report.files_unchanged:
+        sys.exit(1)
+
+
+def _print_reply(reply: Any, streamed: bool) -> None:
+    if not streamed:
+        click.echo(reply.answer)
+    click.echo()
+    for number, source in enumerate(reply.sources, start=1):
+        click.secho(f"  [{number}] {source.citation}  (score {source.score:.2f})", dim=True)
+    flag = " · low confidence" if reply.low_confidence else ""
+    who = f" by {reply.model}" if reply.model else ""
+    click.secho(f"  route: {reply.route}{who}{flag} — {reply.reason}", dim=True)
+
+
+_turn_options = [
+    click.option("--collection", "-c", help="Collection to answer from."),
+    click.option("--user", "user_id", default="default", show_default=True, help="Whose conversation this is."),
+    click.option("--session", "session_id", default="default", show_default=True, help="Conversation id."),
+]
+
+
+def turn_options(func: F) -> F:
+    for option in reversed(_turn_options):
+        func = option(func)
+    return func
+
+
+@cli.command()
+@click.argument("question")
+@turn_options
+@click.option("--json", "as_json", is_flag=True, help="Print the whole reply as JSON.")
+@click.pass_context
+@_errors_to_exit
+def ask(ctx: click.Context, question: str, collection: str | None, user_id: str, session_id: str, as_json: bool) -> None:
+    """Ask one question."""
+    reply = _assistant(ctx).ask(question, user_id=user_id, session_id=session_id, collection=collection)
+    if as_json:
+        click.echo(json.dumps(reply.to_dict(), indent=2, default=str))
+    else:
+        _print_reply(reply, streamed=False)
+
+
+@cli.command()
+@turn_options
+@click.pass_context
+@_errors_to_exit
+def chat(ctx: click.Context, collection: str | None, user_id: str, session_id: str) -> None:
+    """Chat in the terminal; answers stream as they are generated. Ctrl-D quits."""
+    bot = _assistant(ctx)
+    click.secho("Ask about your documents (Ctrl-D to quit).", dim=True)
+    while True:
+        try:
+            question = click.prompt("you", prompt_suffix="> ")
+        except (EOFError, click.Abort):
+            click.echo()
+            return
+        try:
+            click.echo("assistant> ", nl=False)
+            for chunk in bot.stream(question, user_id=user_id, session_id=session_id, collection=collection):
+                click.echo(chunk.text, nl=False)
+                if chunk.reply is not None:
+                    click.echo()
+                    _print_reply(chunk.reply, streamed=True)
+        except UserError as exc:
+            click.secho(f"\nerror: {exc}", fg="red", err=True)
+
+
+@cli.group()
+def sessions() -> None:
+    """List, show and delete conversations."""
+
+
+@sessions.command("list")
+@click.option("--user", "user_id", help="Only this user's sessions.")
+@click.pass_context
+@_errors_to_exit
+def sessions_list(ctx: click.Context, user_id: str | None) -> None:
+    for info in _assistant(ctx).sessions(user_id):
+        click.echo(
+            f"{info.user_id}\t{info.session_id}\t{info.message_count} messages\t"
+            f"{info.updated_at:%Y-%m-%d %H:%M}\t{info.title[:60]}"
+        )
+
+
+@sessions.command("show")
+@click.argument("session_id")
+@click.option("--user", "user_id", default="default", show_default=True)
+@click.pass_context
+@_errors_to_exit
+def sessions_show(ctx: click.Context, session_id: str, user_id: str) -> None:
+    for message in _assistant(ctx).history(user_id, session_id):
+        route = f" [{message.route}]" if message.route else ""
+        click.echo(f"{message.seq:>4} {message.role}{route}: {message.content}")
+
+
+@sessions.command("delete")
+@click.argument("session_id")
+@click.option("--user", "user_id", default="default", show_default=True)
+@click.pass_context
+@_errors_to_exit
+def sessions_delete(ctx: click.Context, session_id: str, user_id: str) -> None:
+    _assistant(ctx).delete_session(user_id, session_id)
+    click.echo(f"deleted session {session_id!r} of user {user_id!r}")
+
+
+@cli.command("collections")
+@click.pass_context
+@_errors_to_exit
+def collections_list(ctx: click.Context) -> None:
+    """List the collections."""
+    for name in _assistant(ctx).collections():
+        click.echo(name)
+
+
+def main() -> None:
+    cli(prog_name="assistant")
+
+
+if __name__ == "__main__":
+    main()

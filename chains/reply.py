@@ -1,0 +1,53 @@
+"""What a turn returns: the answer, its sources, the route taken and why."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+__all__ = ["Reply", "ReplyChunk", "Route", "Source"]
+
+Route = Literal["local", "fallback", "abstain"]
+
+
+@dataclass(frozen=True)
+class Source:
+    file: str
+    location: str
+    snippet: str
+    score: float
+    chunk_id: str = ""
+
+    @property
+    def citation(self) -> str:
+        return f"{self.file} › {self.location}" if self.location else self.file
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Reply:
+    answer: str
+    sources: list[Source]
+    route: Route
+    reason: str
+    model: str
+    question: str
+    standalone_question: str
+    low_confidence: bool = False
+    evidence: str = ""  # the sentence quoted from the top source, verbatim
+    signals: dict[str, float | int | bool | None] = field(default_factory=dict)
+    usage: dict[str, int] = field(default_factory=dict)  # prompt_tokens, completion_tokens
+    timings: dict[str, float] = field(default_factory=dict)  # milliseconds per stage
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ReplyChunk:
+    """A piece of a streamed answer; the last chunk carries the whole Reply."""
+
+    text: str
+    reply: Reply | None = None

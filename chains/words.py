@@ -1,0 +1,62 @@
+"""Content words: the lexical view of a question used by condensing and evidence.
+
+Lower-cased word tokens without stop words; identifiers such as X200, E17 or
+work_mem stay whole.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["REFERRING_WORDS", "STOP_WORDS", "content_words", "entities", "sentences"]
+
+_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*[A-Za-z0-9]|[A-Za-z0-9]")
+_ENTITY = re.compile(r"\b(?:[A-Z][A-Za-z]*\d[A-Za-z0-9-]*|[A-Z]{2,}[A-Za-z0-9-]*)\b")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"“(])")
+_LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
+
+REFERRING_WORDS = frozenset(
+    "it its it's they them their theirs this that these those he she his her him one ones there".split()
+)
+STOP_WORDS = frozenset(
+    """a about above after again against all am an and any are as at be because been before being
+    below between both but by can could did do does doing down during each few for from further had
+    has have having here how i if in into is just me more most my no nor not now of off on once only
+    or other our out over own same should so some such than the then to too under until up very was we
+    were what when where which while who whom why will with would you your yours also please tell
+    know want need get""".split()
+) | REFERRING_WORDS
+
+
+def content_words(text: str) -> list[str]:
+    return [w for w in (m.group(0).lower() for m in _WORD.finditer(text)) if w not in STOP_WORDS]
+
+
+def entities(text: str) -> list[str]:
+    """Model numbers, codes and acronyms (X200, E17, P1, EUR) in order of appearance."""
+    return list(dict.fromkeys(_ENTITY.findall(text)))
+
+
+def sentences(text: str) -> list[str]:
+    """Sentences, with lines re-joined: PDF text breaks lines in mid-sentence.
+
+    A blank line, a list item or a short line without final punctuation (a heading)
+    ends a unit of text; other line breaks are spaces.
+    """
+    units: list[str] = []
+    current: list[str] = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        is_heading = bool(stripped) and len(stripped) < 60 and stripped[-1] not in ".!?:;,"
+        if not stripped or _LIST_ITEM.match(line) or is_heading:
+            if current:
+                units.append(" ".join(current))
+            current = []
+            if is_heading:
+                units.append(stripped)
+                continue
+        if stripped:
+            current.append(_LIST_ITEM.sub("", stripped))
+    if current:
+        units.append(" ".join(current))
+    return [s.strip() for unit in units for s in _SENTENCE_END.split(unit) if len(s.strip()) > 2]

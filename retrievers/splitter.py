@@ -1,0 +1,74 @@
+"""Split sections into chunks measured in the embedder's own tokens.
+
+all-MiniLM-L6-v2 truncates at 256 tokens, so a chunk measured in characters can be
+only half embedded. Each chunk's embedded text is its title (file › heading) plus
+its body, and the pair stays under the embedder's limit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+
+from langchain_core.documents import Document
+from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+from retrievers.loaders import HEADING_SEPARATOR
+
+__all__ = ["TokenSplitter", "chunk_title", "content_hash"]
+
+_SEPARATORS = ["\n\n", "\n", ". ", "; ", ", ", " ", ""]
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def chunk_title(source: str, heading: str) -> str:
+    return f"{source}{HEADING_SEPARATOR}{heading}" if heading else source
+
+
+class TokenSplitter:
+    """Chunks of at most `chunk_tokens` (title included) with `overlap_tokens` of overlap."""
+
+    def __init__(
+        self,
+        count_tokens: Callable[[str], int],
+        *,
+        chunk_tokens: int,
+        overlap_tokens: int,
+        max_tokens: int,
+    ) -> None:
+        self.count_tokens = count_tokens
+        self.chunk_tokens = min(chunk_tokens, max_tokens)
+        self.overlap_tokens = min(overlap_tokens, chunk_tokens // 2)
+        self.max_tokens = max_tokens
+
+    def split(self, sections: list[Document], source: str) -> list[Document]:
+        chunks: list[Document] = []
+        for section in sections:
+            heading = str(section.metadata.get("heading", ""))
+            title = chunk_title(source, heading)
+            # The title is embedded with every chunk, so it comes out of the body's budget.
+            budget = max(16, self.chunk_tokens - self.count_tokens(title))
+            splitter = RecursiveCharacterTextSplitter(
+                chunk_size=budget,
+                chunk_overlap=min(self.overlap_tokens, budget // 2),
+                length_function=self.count_tokens,
+                separators=_SEPARATORS,
+                keep_separator="end",
+                add_start_index=True,
+            )
+            for piece in splitter.split_documents([section]):
+                text = piece.page_content.strip()
+                if not text:
+                    continue
+                metadata = dict(section.metadata)
+                start = int(piece.metadata.get("start_index", 0))
+                if "line_start" in metadata:
+                    line = int(metadata.pop("line_start")) + section.page_content.count("\n", 0, start)
+                    metadata["line"] = line
+                    if not metadata.get("location"):
+                        metadata["location"] = f"line {line}"
+                chunks.append(Document(page_content=text, metadata={**metadata, "title": title}))
+        return chunks

@@ -1,0 +1,146 @@
+"""Fixtures that start real services: PostgreSQL (initdb + pg_ctl), a Chroma server
+(`chroma run`) and an OpenAI-compatible llama.cpp server, all on loopback in
+temporary directories. Without the binaries a test is skipped locally; under CI
+(CI=true) a missing service fails the run instead, so nothing is silently skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from assistant import Assistant, Settings
+from assistant.llamacpp import bundled_gguf_path
+
+ROOT = Path(__file__).resolve().parents[1]
+HANDBOOK = ROOT / "data" / "handbook"
+PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def unavailable(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"required test service unavailable in CI: {reason}")
+    pytest.skip(reason)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}: {log.read_text()[-2000:]}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"server did not listen on {port} within {timeout}s: {log.read_text()[-2000:]}")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture(scope="session")
+def shared_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("assistant-state")
+
+
+@pytest.fixture(scope="session")
+def bot(shared_state: Path) -> Assistant:
+    """One assistant over the sample handbook, with the real model and embedder."""
+    assistant = Assistant.from_settings(Settings(data_dir=shared_state))
+    report = assistant.ingest(HANDBOOK, collection="handbook")
+    assert report.files_failed == [], report.files_failed
+    return assistant
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    if url := os.environ.get("ASSISTANT_TEST_POSTGRES_URL"):
+        yield url
+        return
+    if not (PG_BIN / "initdb").exists():
+        unavailable(f"PostgreSQL server binaries not found in {PG_BIN} (apt-get install postgresql-15)")
+    workdir = Path(tempfile.mkdtemp(prefix="assistant-pg-"))
+    data, log = workdir / "data", workdir / "server.log"
+    as_postgres: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses to run as root
+        shutil.chown(workdir, "postgres", "postgres")
+        as_postgres = ["runuser", "-u", "postgres", "--"]
+    port = free_port()
+    subprocess.run([*as_postgres, str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"],
+                   check=True, capture_output=True)
+    subprocess.run(
+        [*as_postgres, str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-o",
+         f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1", "start"],
+        check=True, capture_output=True,
+    )
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_postgres, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    chroma = Path(sys.executable).parent / "chroma"
+    if not chroma.exists():
+        unavailable("the chroma CLI is not installed in this environment")
+    path = tmp_path_factory.mktemp("chroma-server")
+    port = free_port()
+    log = path / "server.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen([str(chroma), "run", "--path", str(path / "db"), "--host", "127.0.0.1",
+                                    "--port", str(port)], stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(port, process, 60, log)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop(process)
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real OpenAI-compatible endpoint: llama_cpp.server serving the bundled GGUF."""
+    try:
+        import llama_cpp.server  # noqa: F401
+    except ImportError:
+        unavailable("llama-cpp-python[server] is not installed")
+    port = free_port()
+    log = tmp_path_factory.mktemp("llama-server") / "server.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "llama_cpp.server", "--model", str(bundled_gguf_path()),
+             "--model_alias", "large", "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048",
+             "--logits_all", "true"],
+            stdout=out, stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for_port(port, process, 120, log)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        stop(process)
