@@ -11,10 +11,13 @@ demo: setup
 	$(PY) examples/demo.py
 
 test: setup
+	$(VENV)/bin/ruff check assistant chains memory retrievers tests examples benchmarks
+	$(VENV)/bin/mypy
 	$(PY) -m pytest
 
 lint: setup
 	$(VENV)/bin/ruff check assistant chains memory retrievers tests examples benchmarks
+	$(VENV)/bin/ruff format --check assistant chains memory retrievers tests examples benchmarks
 	$(VENV)/bin/mypy
 
 bench: setup

@@ -68,7 +68,9 @@ def ingest(ctx: click.Context, path: Path, collection: str | None) -> None:
 
         def show(event: Any) -> None:
             progress.update(
-                task, total=event.files_total, completed=event.files_done,
+                task,
+                total=event.files_total,
+                completed=event.files_done,
                 description=f"{event.chunks_added} chunks · {Path(event.path).name[:30]}",
             )
 
@@ -112,7 +114,9 @@ def turn_options(func: F) -> F:
 @click.option("--json", "as_json", is_flag=True, help="Print the whole reply as JSON.")
 @click.pass_context
 @_errors_to_exit
-def ask(ctx: click.Context, question: str, collection: str | None, user_id: str, session_id: str, as_json: bool) -> None:
+def ask(
+    ctx: click.Context, question: str, collection: str | None, user_id: str, session_id: str, as_json: bool
+) -> None:
     """Ask one question."""
     reply = _assistant(ctx).ask(question, user_id=user_id, session_id=session_id, collection=collection)
     if as_json:

@@ -19,7 +19,7 @@ from chains.prompt import PromptBudget, PromptBuilder
 from chains.reply import Reply, ReplyChunk
 from chains.route import RoutePolicy
 from memory.store import SessionInfo, SQLMemory, StoredMessage
-from retrievers.ingest import IngestProgress, IngestReport, Ingestor
+from retrievers.ingest import Ingestor, IngestProgress, IngestReport
 from retrievers.naming import check_collection_name
 from retrievers.retriever import PassageRetriever
 from retrievers.splitter import TokenSplitter
@@ -81,9 +81,7 @@ class Assistant:
         )
 
     @classmethod
-    def from_settings(
-        cls, settings: Settings | None = None, *, fallback: BaseChatModel | None = None
-    ) -> Assistant:
+    def from_settings(cls, settings: Settings | None = None, *, fallback: BaseChatModel | None = None) -> Assistant:
         """The bundled defaults (or what settings name); state under settings.data_dir."""
         from assistant.factory import build_assistant
 

@@ -185,9 +185,7 @@ class ChatLlamaCpp(BaseChatModel):
                 metadata: dict[str, Any] = {"logprobs": {"content": logprobs}}
                 if finish:
                     metadata.update(finish_reason=finish, model_name=self.model_name)
-                chunk = ChatGenerationChunk(
-                    message=AIMessageChunk(content=text, response_metadata=metadata)
-                )
+                chunk = ChatGenerationChunk(message=AIMessageChunk(content=text, response_metadata=metadata))
                 if run_manager and text:
                     run_manager.on_llm_new_token(text, chunk=chunk)
                 yield chunk
@@ -216,6 +214,18 @@ def _plain_logprobs(raw: Any) -> list[dict[str, Any]]:
 
 
 def _prompt_tokens(llama: Any, messages: list[dict[str, str]]) -> int:
-    # Streaming responses carry no usage; the prompt is measured with the model's tokenizer.
-    text = "".join(m["content"] for m in messages)
-    return len(llama.tokenize(text.encode("utf-8"), add_bos=True, special=True)) + 4 * len(messages)
+    """Prompt tokens of a chat request, formatted as llama.cpp formats it (streams carry no usage)."""
+    template = llama.metadata.get("tokenizer.chat_template")
+    if template:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        def token_text(token: int) -> str:
+            return str(llama.detokenize([token]).decode("utf-8", errors="ignore"))
+
+        formatter = Jinja2ChatFormatter(
+            template=template, eos_token=token_text(llama.token_eos()), bos_token=token_text(llama.token_bos())
+        )
+        prompt = formatter(messages=messages).prompt  # type: ignore[arg-type]
+    else:  # models without a template: the messages' text, a close lower bound
+        prompt = "\n".join(m["content"] for m in messages)
+    return len(llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=True))

@@ -50,9 +50,7 @@ class Settings(BaseSettings):
         description="URL of a Chroma server (http://host:port). Unset: an embedded store under data_dir, "
         "which only one process may write at a time.",
     )
-    default_collection: str = Field(
-        "default", description="Collection used when a call names none."
-    )
+    default_collection: str = Field("default", description="Collection used when a call names none.")
 
     # Embeddings and chunks --------------------------------------------------------
     embedding_model: str | None = Field(

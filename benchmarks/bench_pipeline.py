@@ -51,8 +51,9 @@ class HandAssembled:
 
         self.workdir = workdir
         self.embeddings = HuggingFaceEmbeddings(model_name=str(bundled_embedder_path()))
-        self.llm = ChatLlamaCpp(model_path=str(bundled_gguf_path()), n_ctx=2048, max_tokens=96, temperature=0,
-                                verbose=False)
+        self.llm = ChatLlamaCpp(
+            model_path=str(bundled_gguf_path()), n_ctx=2048, max_tokens=96, temperature=0, verbose=False
+        )
         self.store = None
 
     def load(self, files: list[Path]) -> list:
@@ -85,8 +86,11 @@ class HandAssembled:
         history = SQLChatMessageHistory(session_id=session, connection=f"sqlite:///{self.workdir / 'chat.db'}")
         docs = self.retrieve(question)
         context = "\n\n".join(d.page_content for d in docs)
-        messages = [SystemMessage(f"Answer using this context:\n{context}"), *history.messages[-4:],
-                    HumanMessage(question)]
+        messages = [
+            SystemMessage(f"Answer using this context:\n{context}"),
+            *history.messages[-4:],
+            HumanMessage(question),
+        ]
         try:
             answer = self.llm.invoke(messages).content
         except ValueError:  # four 1,000-character chunks can overflow a 2,048-token window
@@ -146,8 +150,9 @@ def main() -> None:
     base.turn(turns[0], "warm")
     ours.ask(turns[0], session_id="warm", collection="bench")
     base_turn = statistics.mean(timed(base.turn, q, "bench")[1] for q in turns)
-    our_turn = statistics.mean(timed(lambda q: ours.ask(q, session_id="bench", collection="bench"), q)[1]
-                               for q in turns)
+    our_turn = statistics.mean(
+        timed(lambda q: ours.ask(q, session_id="bench", collection="bench"), q)[1] for q in turns
+    )
 
     rows = [
         ("chunks indexed per second", report.chunks_added / our_index_s, base_chunks / base_index_s, "higher"),
@@ -155,8 +160,10 @@ def main() -> None:
         ("retrieval per query, median (ms)", our_ret, base_ret, "lower"),
         ("seconds per answered turn", our_turn, base_turn, "lower"),
     ]
-    print(f"chunks: project {report.chunks_added} (≤256 embedder tokens each), baseline {base_chunks} "
-          f"(1,000 characters each; the baseline's re-ingest added {base_chunks} duplicates)")
+    print(
+        f"chunks: project {report.chunks_added} (≤256 embedder tokens each), baseline {base_chunks} "
+        f"(1,000 characters each; the baseline's re-ingest added {base_chunks} duplicates)"
+    )
     print(f"{'metric':36} {'project':>10} {'baseline':>10} {'ratio':>8}")
     for name, mine, theirs, better in rows:
         ratio = mine / theirs if better == "higher" else theirs / mine

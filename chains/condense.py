@@ -49,9 +49,7 @@ def needs_context(question: str) -> bool:
     """A follow-up that leans on the previous turn: a referring word, a link word, or too few words."""
     words = re.findall(r"[a-z']+", question.lower())
     return bool(
-        _LEADING_LINK.match(question)
-        or any(w in REFERRING_WORDS for w in words)
-        or len(content_words(question)) < 2
+        _LEADING_LINK.match(question) or any(w in REFERRING_WORDS for w in words) or len(content_words(question)) < 2
     )
 
 
@@ -78,12 +76,7 @@ def _acceptable(rewrite: str, question: str, previous: str) -> bool:
     got = set(content_words(rewrite))
     wanted = set(content_words(question))
     borrowed = set(content_words(previous)) - wanted
-    return (
-        bool(rewrite)
-        and len(rewrite) <= 3 * len(question) + 80
-        and wanted <= got
-        and bool(got & borrowed)
-    )
+    return bool(rewrite) and len(rewrite) <= 3 * len(question) + 80 and wanted <= got and bool(got & borrowed)
 
 
 def _rule_rewrite(question: str, previous: str) -> str:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass, replace
 from typing import Any
 
 from langchain_core.embeddings import Embeddings
@@ -70,7 +70,18 @@ class AnswerPipeline:
         self.condenser = Condenser(llm)
 
     def turn(self, question: str, *, user_id: str, session_id: str, collection: str) -> Iterator[ReplyChunk]:
-        question = _check_question(question)
+        """Text chunks, then the Reply, whose answer is exactly the text that was shown."""
+        shown: list[str] = []
+        for chunk in self._turn(_check_question(question), user_id, session_id, collection):
+            if chunk.reply is None:
+                shown.append(chunk.text)
+                yield chunk
+                continue
+            reply = replace(chunk.reply, answer="".join(shown))
+            self._remember(user_id, session_id, reply)
+            yield ReplyChunk("", reply)
+
+    def _turn(self, question: str, user_id: str, session_id: str, collection: str) -> Iterator[ReplyChunk]:
         clock = _Clock()
         retriever = self.retriever(collection)  # unknown collection fails before any work
         history = self.memory.recent_messages(user_id, session_id, self.history_messages)
@@ -92,7 +103,8 @@ class AnswerPipeline:
             relevant = built.passages
             clock.lap("prompt_ms")
             live = self.fallback is None
-            generated = yield from self._generate(self.llm, built.messages, stream=live)
+            # A small model's first paragraph is its answer; what follows is mostly rambling.
+            generated = yield from self._generate(self.llm, built.messages, stream=live, stop=["\n\n"])
             clock.lap("generate_ms")
             signals.update(confidence_signals(generated.logprobs))
             decision = self.policy.after_generation(signals)
@@ -106,53 +118,53 @@ class AnswerPipeline:
             clock.lap("fallback_ms")
 
         if decision.route == "abstain":
-            answer = _abstention(collection, passages)
-            yield ReplyChunk(answer)
-        else:
-            assert generated is not None
-            answer = generated.text.strip()
+            yield ReplyChunk(_abstention(collection, passages))
         cited = _cited(relevant, evidence, decision)
         tail = _evidence_tail(evidence, decision)
         if tail:
             yield ReplyChunk(tail)
 
-        reply = Reply(
-            answer=answer + tail,
-            sources=cited,
-            route=decision.route,
-            reason=decision.reason,
-            model=generated.model if generated and decision.route != "abstain" else "",
-            question=question,
-            standalone_question=condensed.question,
-            low_confidence=decision.low_confidence,
-            evidence=evidence[0].sentence if evidence else "",
-            signals=signals,
-            usage={
-                "prompt_tokens": generated.prompt_tokens if generated else 0,
-                "completion_tokens": generated.completion_tokens if generated else 0,
-            },
-            timings={**clock.laps, "total_ms": clock.total()},
+        yield ReplyChunk(
+            "",
+            Reply(
+                answer="",  # filled in by turn() from the text shown
+                sources=cited,
+                route=decision.route,
+                reason=decision.reason,
+                model=generated.model if generated and decision.route != "abstain" else "",
+                question=question,
+                standalone_question=condensed.question,
+                low_confidence=decision.low_confidence,
+                evidence=evidence[0].sentence if evidence else "",
+                signals=signals,
+                usage={
+                    "prompt_tokens": generated.prompt_tokens if generated else 0,
+                    "completion_tokens": generated.completion_tokens if generated else 0,
+                },
+                timings={**clock.laps, "total_ms": clock.total()},
+            ),
         )
-        self._remember(user_id, session_id, reply)
-        yield ReplyChunk("", reply)
 
     def _generate(
-        self, model: BaseChatModel, messages: list[BaseMessage], *, stream: bool
-    ) -> Iterator[ReplyChunk]:
+        self, model: BaseChatModel, messages: list[BaseMessage], *, stream: bool, stop: list[str] | None = None
+    ) -> Generator[ReplyChunk, None, _Generated]:
         """Runs the model; yields its text only when `stream`; returns a _Generated."""
         merged: AIMessageChunk | None = None
-        for chunk in model.stream(messages):
+        started = False
+        for chunk in model.stream(messages, stop=stop):
             merged = chunk if merged is None else merged + chunk
-            if stream and chunk.text:
-                yield ReplyChunk(chunk.text)
+            text = chunk.text if started else chunk.text.lstrip()
+            started = started or bool(text)
+            if stream and text:
+                yield ReplyChunk(text)
         if merged is None:
             merged = AIMessageChunk(content="")
-        usage = merged.usage_metadata or {}
+        usage: dict[str, Any] = dict(merged.usage_metadata or {})
         logprobs = (merged.response_metadata.get("logprobs") or {}).get("content") or []
-        name = str(merged.response_metadata.get("model_name") or getattr(model, "model_name", "") or type(model).__name__)
+        name = merged.response_metadata.get("model_name") or getattr(model, "model_name", "") or type(model).__name__
         return _Generated(
-            text=merged.text,
-            model=name,
+            text=merged.text.strip(),
+            model=str(name),
             logprobs=list(logprobs),
             prompt_tokens=int(usage.get("input_tokens", 0)),
             completion_tokens=int(usage.get("output_tokens", 0)),
@@ -165,10 +177,11 @@ class AnswerPipeline:
         history: list[StoredMessage],
         decision: Decision,
         draft: _Generated | None,
-    ) -> Iterator[ReplyChunk]:
+    ) -> Generator[ReplyChunk, None, tuple[Decision, _Generated | None]]:
         assert self.fallback is not None
         try:
-            generated = yield from self._generate(self.fallback, fallback_messages(question, passages, history), stream=True)
+            messages = fallback_messages(question, passages, history)
+            generated = yield from self._generate(self.fallback, messages, stream=True)
             return decision, generated
         except fallback_errors() as exc:
             log.warning("large model failed (%s): %s", type(exc).__name__, exc)

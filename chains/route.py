@@ -63,8 +63,11 @@ class RoutePolicy:
         mean = signals.get("mean_logprob")
         if mean is None or mean >= self.min_mean_logprob:
             shown = "n/a" if mean is None else f"{mean:.2f}"
-            return Decision("local", f"relevant passages found and the local model was confident (mean logprob {shown})")
+            return Decision(
+                "local", f"relevant passages found and the local model was confident (mean logprob {shown})"
+            )
         why = f"the local answer had low confidence (mean logprob {mean:.2f} < {self.min_mean_logprob:.2f})"
         if self.has_fallback:
             return Decision("fallback", f"{why}; asked the large model")
-        return Decision("local", f"{why}; no large model is configured, so the local answer is kept", low_confidence=True)
+        kept = f"{why}; no large model is configured, so the local answer is kept"
+        return Decision("local", kept, low_confidence=True)

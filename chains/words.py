@@ -18,14 +18,17 @@ _LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
 REFERRING_WORDS = frozenset(
     "it its it's they them their theirs this that these those he she his her him one ones there".split()
 )
-STOP_WORDS = frozenset(
-    """a about above after again against all am an and any are as at be because been before being
+STOP_WORDS = (
+    frozenset(
+        """a about above after again against all am an and any are as at be because been before being
     below between both but by can could did do does doing down during each few for from further had
     has have having here how i if in into is just me more most my no nor not now of off on once only
     or other our out over own same should so some such than the then to too under until up very was we
     were what when where which while who whom why will with would you your yours also please tell
     know want need get""".split()
-) | REFERRING_WORDS
+    )
+    | REFERRING_WORDS
+)
 
 
 def content_words(text: str) -> list[str]:

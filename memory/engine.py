@@ -33,7 +33,9 @@ def create_memory_engine(url: str) -> Engine:
         parsed = make_url(url)
     except ArgumentError:
         raise ConfigurationError(
-            "database_url", f"{url!r} is not a SQLAlchemy URL", "Use sqlite:///path.db or postgresql+psycopg://user@host/db."
+            "database_url",
+            f"{url!r} is not a SQLAlchemy URL",
+            "Use sqlite:///path.db or postgresql+psycopg://user@host/db.",
         ) from None
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -45,7 +47,9 @@ def create_memory_engine(url: str) -> Engine:
         return create_engine(url, pool_pre_ping=True)
     except (NoSuchModuleError, ImportError) as exc:
         raise ConfigurationError(
-            "database_url", f"no driver for {safe_url(url)} ({exc})", "Install the driver, e.g. psycopg for postgresql+psycopg://."
+            "database_url",
+            f"no driver for {safe_url(url)} ({exc})",
+            "Install the driver, e.g. psycopg for postgresql+psycopg://.",
         ) from None
 
 

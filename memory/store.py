@@ -146,9 +146,7 @@ class SQLMemory:
 
     def _find_session(self, db: Session, user_id: str, session_id: str) -> ChatSession:
         chat = db.scalar(
-            select(ChatSession)
-            .join(User)
-            .where(User.external_id == user_id, ChatSession.external_id == session_id)
+            select(ChatSession).join(User).where(User.external_id == user_id, ChatSession.external_id == session_id)
         )
         if chat is None:
             raise UnknownSessionError(user_id, session_id)
@@ -178,9 +176,7 @@ class SQLMemory:
 
     def sessions(self, user_id: str | None = None) -> list[SessionInfo]:
         """Sessions of one user (or of everyone), most recently used first."""
-        counts = (
-            select(Message.session_id, func.count(Message.id).label("n")).group_by(Message.session_id).subquery()
-        )
+        counts = select(Message.session_id, func.count(Message.id).label("n")).group_by(Message.session_id).subquery()
         query = (
             select(ChatSession, User.external_id, func.coalesce(counts.c.n, 0))
             .join(User)

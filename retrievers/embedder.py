@@ -91,7 +91,7 @@ class SentenceEmbedder(Embeddings):
             value = json.loads(config.read_text()).get("max_seq_length")
             if isinstance(value, int):
                 return value
-        return int(self.model.max_seq_length)
+        return int(self.model.max_seq_length or 256)
 
     @property
     def dimension(self) -> int:
@@ -114,7 +114,7 @@ class SentenceEmbedder(Embeddings):
             convert_to_numpy=True,
             show_progress_bar=False,
         )
-        return vectors.tolist()  # type: ignore[no-any-return]
+        return vectors.tolist()
 
     def embed_query(self, text: str) -> list[float]:
         return self.embed_documents([text])[0]

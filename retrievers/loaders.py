@@ -30,9 +30,7 @@ def _read_text(path: Path) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise InputFileError(
-            str(path), f"is not valid UTF-8 (byte {exc.start}); re-save it as UTF-8"
-        ) from None
+        raise InputFileError(str(path), f"is not valid UTF-8 (byte {exc.start}); re-save it as UTF-8") from None
 
 
 def _section(text: str, location: str, **extra: object) -> Document:

@@ -54,7 +54,9 @@ def connect_chroma(url: str | None, path: Path) -> ClientAPI:
             client.heartbeat()
         except Exception as exc:  # chromadb raises bare Exception/ValueError on connect
             raise StoreUnavailableError(
-                f"Chroma server {url}", f"cannot be reached ({exc})", "Start it (chroma run) or fix ASSISTANT_CHROMA_URL."
+                f"Chroma server {url}",
+                f"cannot be reached ({exc})",
+                "Start it (chroma run) or fix ASSISTANT_CHROMA_URL.",
             ) from exc
         return client
     path.mkdir(parents=True, exist_ok=True)
@@ -136,13 +138,13 @@ class ChunkStore:
             collection.upsert(
                 ids=list(ids),
                 documents=list(texts),
-                metadatas=list(metadatas),  # type: ignore[arg-type]
+                metadatas=list(metadatas),
                 embeddings=[list(e) for e in embeddings],  # type: ignore[arg-type]
             )
 
     def update_metadata(self, collection: Collection, ids: Sequence[str], metadatas: Sequence[dict[str, Any]]) -> None:
         if ids:
-            collection.update(ids=list(ids), metadatas=list(metadatas))  # type: ignore[arg-type]
+            collection.update(ids=list(ids), metadatas=list(metadatas))
 
     def remove(self, collection: Collection, ids: Sequence[str]) -> None:
         for start in range(0, len(ids), _PAGE):
@@ -150,7 +152,7 @@ class ChunkStore:
 
     def search(self, collection: Collection, vector: Sequence[float], k: int) -> list[Passage]:
         result = collection.query(
-            query_embeddings=[list(vector)],  # type: ignore[list-item]
+            query_embeddings=[list(vector)],  # type: ignore[arg-type]
             n_results=k,
             include=["documents", "metadatas", "distances"],
         )

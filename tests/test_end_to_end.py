@@ -23,8 +23,9 @@ def test_answers_a_fact_and_cites_its_file(bot: Assistant) -> None:
 
 
 def test_cites_the_page_of_a_pdf(bot: Assistant) -> None:
-    reply = bot.ask("What is the hotel limit per night in Paris?", user_id="alice", session_id="pdf",
-                    collection="handbook")
+    reply = bot.ask(
+        "What is the hotel limit per night in Paris?", user_id="alice", session_id="pdf", collection="handbook"
+    )
     assert "250 EUR" in reply.answer
     assert (reply.sources[0].file, reply.sources[0].location) == ("travel_policy.pdf", "page 2")
 
@@ -39,8 +40,7 @@ def test_follow_up_is_resolved_through_memory(bot: Assistant) -> None:
 
 
 def test_unanswerable_question_is_declined(bot: Assistant) -> None:
-    reply = bot.ask("Who won the football World Cup in 2022?", user_id="alice", session_id="off",
-                    collection="handbook")
+    reply = bot.ask("Who won the football World Cup in 2022?", user_id="alice", session_id="off", collection="handbook")
     assert reply.route == "abstain"
     assert reply.sources == []
     assert "do not answer" in reply.answer
@@ -52,17 +52,17 @@ def test_unanswerable_question_is_declined(bot: Assistant) -> None:
 
 def test_two_users_never_see_each_others_history(bot: Assistant) -> None:
     bot.ask("How often is the X200 serviced?", user_id="carol", session_id="shared-name", collection="handbook")
-    reply = bot.ask("And what about its warranty?", user_id="dave", session_id="shared-name",
-                    collection="handbook")
+    reply = bot.ask("And what about its warranty?", user_id="dave", session_id="shared-name", collection="handbook")
     # Dave has no previous turn: his follow-up cannot borrow "X200" from Carol's session.
     assert "X200" not in reply.standalone_question
-    assert [m.content for m in bot.history("dave", "shared-name")][0] == "And what about its warranty?"
+    assert bot.history("dave", "shared-name")[0].content == "And what about its warranty?"
     assert len(bot.history("carol", "shared-name")) == 2
 
 
 def test_stream_yields_the_answer_then_the_reply(bot: Assistant) -> None:
-    chunks = list(bot.stream("Who must approve refunds above 500 EUR?", user_id="erin", session_id="s",
-                             collection="handbook"))
+    chunks = list(
+        bot.stream("Who must approve refunds above 500 EUR?", user_id="erin", session_id="s", collection="handbook")
+    )
     assert len(chunks) > 3
     final = chunks[-1].reply
     assert final is not None
@@ -84,3 +84,17 @@ def test_unknown_collection_and_empty_question_are_clear_errors(bot: Assistant) 
         bot.ask("anything", collection="nope")
     with pytest.raises(InvalidQuestionError, match="empty"):
         bot.ask("   ", collection="handbook")
+
+
+def test_streamed_usage_matches_a_plain_call(bot: Assistant) -> None:
+    from langchain_core.messages import HumanMessage, SystemMessage
+
+    messages = [SystemMessage("Answer briefly."), HumanMessage("Name one water heater part.")]
+    plain = bot.llm.invoke(messages)
+    merged = None
+    for chunk in bot.llm.stream(messages):
+        merged = chunk if merged is None else merged + chunk
+    assert merged is not None and plain.usage_metadata and merged.usage_metadata
+    assert merged.usage_metadata["input_tokens"] == plain.usage_metadata["input_tokens"]
+    assert merged.text == plain.text
+    assert len(merged.response_metadata["logprobs"]["content"]) == plain.usage_metadata["output_tokens"]

@@ -17,8 +17,13 @@ CLI = [sys.executable, "-m", "assistant.cli"]
 
 
 def run_cli(*args: str, data_dir: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, "--data-dir", str(data_dir), *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=600)
+    return subprocess.run(
+        [*CLI, "--data-dir", str(data_dir), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=600,
+    )
 
 
 def test_bad_setting_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -41,7 +46,7 @@ def test_missing_and_corrupt_gguf_are_clear_errors(tmp_path: Path) -> None:
         missing.load()
     corrupt = tmp_path / "corrupt.gguf"
     corrupt.write_bytes(b"GGUF" + b"\x00" * 64)
-    with pytest.raises(ModelUnavailableError, match="llama.cpp cannot load it"):
+    with pytest.raises(ModelUnavailableError, match=r"llama\.cpp cannot load it"):
         build_local_llm(Settings(llm_model_path=corrupt)).load()
     not_gguf = tmp_path / "model.bin"
     not_gguf.write_bytes(b"PK\x03\x04")
@@ -65,8 +70,17 @@ def test_cli_ingest_ask_and_sessions(tmp_path: Path) -> None:
     ingest = run_cli("ingest", str(HANDBOOK), "-c", "handbook", data_dir=tmp_path)
     assert ingest.returncode == 0, ingest.stderr
     assert "4 new" in ingest.stdout
-    ask = run_cli("ask", "What is the extension for building security?", "-c", "handbook", "--user", "zoe",
-                  "--session", "desk", data_dir=tmp_path)
+    ask = run_cli(
+        "ask",
+        "What is the extension for building security?",
+        "-c",
+        "handbook",
+        "--user",
+        "zoe",
+        "--session",
+        "desk",
+        data_dir=tmp_path,
+    )
     assert ask.returncode == 0, ask.stderr
     assert "5555" in ask.stdout and "faq.txt" in ask.stdout and "route: local" in ask.stdout
     listed = run_cli("sessions", "list", "--user", "zoe", data_dir=tmp_path)
@@ -83,7 +97,12 @@ def test_cli_ingest_ask_and_sessions(tmp_path: Path) -> None:
 @pytest.mark.llm
 def test_cli_chat_streams_and_prints_sources(tmp_path: Path) -> None:
     run_cli("ingest", str(HANDBOOK), "-c", "handbook", data_dir=tmp_path)
-    chat = subprocess.run([*CLI, "--data-dir", str(tmp_path), "chat", "-c", "handbook"],
-                          input="Where do visitors park?\n", capture_output=True, text=True, timeout=600)
+    chat = subprocess.run(
+        [*CLI, "--data-dir", str(tmp_path), "chat", "-c", "handbook"],
+        input="Where do visitors park?\n",
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert chat.returncode == 0, chat.stderr
     assert "level -1" in chat.stdout and "[1] faq.txt" in chat.stdout

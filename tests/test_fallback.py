@@ -13,8 +13,13 @@ pytestmark = [pytest.mark.llm, pytest.mark.fallback_server]
 
 
 def with_fallback(tmp_path: Path, base_url: str, **overrides: object) -> Assistant:
-    settings = Settings(data_dir=tmp_path / "state", fallback_base_url=base_url, fallback_model="large",
-                        fallback_timeout_s=60, **overrides)
+    settings = Settings(
+        data_dir=tmp_path / "state",
+        fallback_base_url=base_url,
+        fallback_model="large",
+        fallback_timeout_s=60,
+        **overrides,
+    )
     bot = Assistant.from_settings(settings)
     bot.ingest(HANDBOOK, collection="handbook")
     return bot

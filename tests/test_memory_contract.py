@@ -29,10 +29,18 @@ def memory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SQLMemory
 
 def turn(memory: SQLMemory, user: str, session: str, n: int) -> None:
     memory.add_turn(
-        user, session,
+        user,
+        session,
         NewMessage("user", f"question {n}", token_count=3, signals={"standalone_question": f"q{n}"}),
-        NewMessage("assistant", f"answer {n}", token_count=2, route="local", model="m", reason="why",
-                   sources=[{"file": "a.md", "location": "x", "score": 0.5}]),
+        NewMessage(
+            "assistant",
+            f"answer {n}",
+            token_count=2,
+            route="local",
+            model="m",
+            reason="why",
+            sources=[{"file": "a.md", "location": "x", "score": 0.5}],
+        ),
     )
 
 

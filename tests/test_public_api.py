@@ -9,19 +9,42 @@ import assistant
 
 
 def test_exported_members() -> None:
-    assert sorted(assistant.__all__) == sorted([
-        "Assistant", "AssistantError", "ChatLlamaCpp", "ConfigurationError", "EmbedderMismatchError",
-        "FileIssue", "IngestProgress", "IngestReport", "InputFileError", "InvalidQuestionError",
-        "ModelUnavailableError", "Reply", "ReplyChunk", "RuntimeFailure", "SessionInfo", "Settings",
-        "Source", "StoreUnavailableError", "StoredMessage", "UnknownCollectionError",
-        "UnknownSessionError", "UserError", "build_assistant", "load_settings",
-    ])
+    assert sorted(assistant.__all__) == sorted(
+        [
+            "Assistant",
+            "AssistantError",
+            "ChatLlamaCpp",
+            "ConfigurationError",
+            "EmbedderMismatchError",
+            "FileIssue",
+            "IngestProgress",
+            "IngestReport",
+            "InputFileError",
+            "InvalidQuestionError",
+            "ModelUnavailableError",
+            "Reply",
+            "ReplyChunk",
+            "RuntimeFailure",
+            "SessionInfo",
+            "Settings",
+            "Source",
+            "StoreUnavailableError",
+            "StoredMessage",
+            "UnknownCollectionError",
+            "UnknownSessionError",
+            "UserError",
+            "build_assistant",
+            "load_settings",
+        ]
+    )
     for name in assistant.__all__:
         assert getattr(assistant, name) is not None
 
 
 def test_import_loads_no_model_or_store() -> None:
-    code = ("import sys, assistant; heavy = {'torch', 'chromadb', 'llama_cpp', 'sentence_transformers', "
-            "'langchain_openai'} & set(sys.modules); print(sorted(heavy))")
+    code = (
+        "import sys, assistant; heavy = {'torch', 'chromadb', 'llama_cpp', 'sentence_transformers', "
+        "'langchain_openai'} & set(sys.modules); print(sorted(heavy))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
