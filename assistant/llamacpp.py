@@ -3,6 +3,9 @@
 Our own adapter: the one in langchain-community lives in a package archived upstream.
 It keeps per-token log-probabilities in `response_metadata["logprobs"]` in the same
 shape ChatOpenAI uses, so the router reads confidence the same way from either model.
+They are recorded by a logits processor rather than llama.cpp's own `logprobs`, which
+needs `logits_all=True` and made every answer about 2.3x slower here (it keeps the
+logits of every prompt token).
 A llama.cpp model object is not thread-safe: every call holds the instance's lock.
 The GGUF file loads on first use, not at construction.
 """
@@ -15,6 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
@@ -106,7 +111,6 @@ class ChatLlamaCpp(BaseChatModel):
                 n_ctx=self.n_ctx,
                 n_threads=self.n_threads,
                 seed=self.seed,
-                logits_all=True,  # per-token log-probabilities for the router
                 verbose=False,
             )
         except (ValueError, RuntimeError) as exc:
@@ -129,8 +133,6 @@ class ChatLlamaCpp(BaseChatModel):
             "max_tokens": kwargs.get("max_tokens", self.max_tokens),
             "temperature": kwargs.get("temperature", self.temperature),
             "stop": stop or [],
-            "logprobs": True,
-            "top_logprobs": 1,
             **({"grammar": kwargs["grammar"]} if "grammar" in kwargs else {}),
         }
 
@@ -143,8 +145,9 @@ class ChatLlamaCpp(BaseChatModel):
     ) -> ChatResult:
         llama = self.load()
         request = self._request(messages, stop, **kwargs)
+        recorder = _LogprobRecorder(llama)
         with self._lock:
-            result = llama.create_chat_completion(**request)
+            result = llama.create_chat_completion(**request, logits_processor=[recorder])
         choice = result["choices"][0]
         usage = result.get("usage") or {}
         message = AIMessage(
@@ -157,7 +160,7 @@ class ChatLlamaCpp(BaseChatModel):
             response_metadata={
                 "model_name": self.model_name,
                 "finish_reason": choice.get("finish_reason"),
-                "logprobs": {"content": _plain_logprobs(choice.get("logprobs"))},
+                "logprobs": {"content": recorder.finish()},
             },
         )
         return ChatResult(generations=[ChatGeneration(message=message)])
@@ -171,18 +174,16 @@ class ChatLlamaCpp(BaseChatModel):
     ) -> Iterator[ChatGenerationChunk]:
         llama = self.load()
         request = self._request(messages, stop, **kwargs)
-        prompt_tokens = completion_tokens = 0
+        recorder = _LogprobRecorder(llama)
         # The lock is held for the whole stream: llama.cpp keeps one decoding state.
         with self._lock:
-            for part in llama.create_chat_completion(**request, stream=True):
+            for part in llama.create_chat_completion(**request, stream=True, logits_processor=[recorder]):
                 choice = part["choices"][0]
                 text = choice.get("delta", {}).get("content") or ""
-                logprobs = _plain_logprobs(choice.get("logprobs"))
-                completion_tokens += len(logprobs)
                 finish = choice.get("finish_reason")
                 if not text and not finish:
                     continue
-                metadata: dict[str, Any] = {"logprobs": {"content": logprobs}}
+                metadata: dict[str, Any] = {}
                 if finish:
                     metadata.update(finish_reason=finish, model_name=self.model_name)
                 chunk = ChatGenerationChunk(message=AIMessageChunk(content=text, response_metadata=metadata))
@@ -190,9 +191,12 @@ class ChatLlamaCpp(BaseChatModel):
                     run_manager.on_llm_new_token(text, chunk=chunk)
                 yield chunk
             prompt_tokens = _prompt_tokens(llama, request["messages"])
+        logprobs = recorder.finish()
+        completion_tokens = len(logprobs)
         yield ChatGenerationChunk(
             message=AIMessageChunk(
                 content="",
+                response_metadata={"logprobs": {"content": logprobs}},
                 usage_metadata=UsageMetadata(
                     input_tokens=prompt_tokens,
                     output_tokens=completion_tokens,
@@ -202,15 +206,43 @@ class ChatLlamaCpp(BaseChatModel):
         )
 
 
-def _plain_logprobs(raw: Any) -> list[dict[str, Any]]:
-    """llama.cpp's logprob entries as plain floats (it returns numpy scalars)."""
-    if not raw:
-        return []
-    return [
-        {"token": item.get("token", ""), "logprob": float(item["logprob"])}
-        for item in raw.get("content") or []
-        if item.get("logprob") is not None
-    ]
+class _LogprobRecorder:
+    """A llama.cpp logits processor that keeps the log-probability of each sampled token.
+
+    At each step it sees the logits for the next token; the token actually chosen is
+    known one step later (the last of `input_ids`). The final token is never followed
+    by another step, so it is taken as the most likely one: exact for greedy decoding
+    (our default), an estimate with temperature > 0.
+    """
+
+    def __init__(self, llama: Any) -> None:
+        self.llama = llama
+        self.tokens: list[int] = []
+        self.values: list[float] = []
+        self._pending: npt.NDArray[np.float32] | None = None
+
+    def __call__(self, input_ids: npt.NDArray[np.intc], scores: npt.NDArray[np.single]) -> npt.NDArray[np.single]:
+        if self._pending is not None:
+            self._record(int(input_ids[-1]))
+        shifted = scores - scores.max()
+        self._pending = shifted - np.log(np.exp(shifted).sum())
+        return scores
+
+    def _record(self, token: int) -> None:
+        assert self._pending is not None
+        self.tokens.append(token)
+        self.values.append(float(self._pending[token]))
+
+    def finish(self) -> list[dict[str, Any]]:
+        if self._pending is not None:
+            token = int(np.argmax(self._pending))
+            if token != self.llama.token_eos():
+                self._record(token)
+            self._pending = None
+        return [
+            {"token": self.llama.detokenize([t]).decode("utf-8", errors="replace"), "logprob": v}
+            for t, v in zip(self.tokens, self.values, strict=True)
+        ]
 
 
 def _prompt_tokens(llama: Any, messages: list[dict[str, str]]) -> int:

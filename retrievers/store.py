@@ -63,6 +63,37 @@ def connect_chroma(url: str | None, path: Path) -> ClientAPI:
     return chromadb.PersistentClient(path=str(path), settings=settings)
 
 
+def _refusing_embedding_function() -> Any:
+    """Stands where Chroma would put its default embedding function, which downloads a model.
+
+    We always pass vectors; if anything ever asks Chroma to embed text itself, this
+    raises instead of reaching for the network.
+    """
+    from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
+
+    class RefuseToEmbed(EmbeddingFunction[Documents]):
+        def __init__(self) -> None:
+            pass
+
+        def __call__(self, input: Documents) -> Embeddings:
+            raise RuntimeError(
+                "Chroma was asked to embed text itself; pass embeddings computed with the assistant's embedder"
+            )
+
+        @staticmethod
+        def name() -> str:
+            return "assistant-refuse-to-embed"
+
+        def get_config(self) -> dict[str, Any]:
+            return {}
+
+        @staticmethod
+        def build_from_config(config: dict[str, Any]) -> RefuseToEmbed:
+            return RefuseToEmbed()
+
+    return RefuseToEmbed()
+
+
 class StoredChunk:
     """What the store knows about one chunk already indexed."""
 
@@ -89,7 +120,7 @@ class ChunkStore:
         from chromadb.errors import NotFoundError
 
         try:
-            collection = self.client.get_collection(name, embedding_function=None)
+            collection = self.client.get_collection(name, embedding_function=_refusing_embedding_function())
         except (NotFoundError, ValueError):
             raise UnknownCollectionError(name, self.names()) from None
         stored = (collection.metadata or {}).get("embedder")
@@ -103,7 +134,7 @@ class ChunkStore:
             return self.open(name)
         return self.client.create_collection(
             name,
-            embedding_function=None,
+            embedding_function=_refusing_embedding_function(),
             metadata={"hnsw:space": "cosine", "embedder": self.embedder_name, "dimension": dimension},
         )
 

@@ -61,7 +61,13 @@ def test_cli_reports_user_errors_without_traceback(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
     bad = run_cli("ask", "x", data_dir=tmp_path, env={"ASSISTANT_MIN_RELEVANCE": "high"})
     assert bad.returncode == 2 and "ASSISTANT_MIN_RELEVANCE" in bad.stderr and "Traceback" not in bad.stderr
-    gguf = run_cli("ask", "x", data_dir=tmp_path, env={"ASSISTANT_LLM_MODEL_PATH": str(tmp_path / "x.gguf")})
+    assert run_cli("ingest", str(HANDBOOK / "faq.txt"), "-c", "faq", data_dir=tmp_path).returncode == 0
+    missing = str(tmp_path / "x.gguf")
+    gguf = run_cli(
+        "ask", "Where do visitors park?", "-c", "faq", data_dir=tmp_path, env={"ASSISTANT_LLM_MODEL_PATH": missing}
+    )
+    assert gguf.returncode == 1
+    assert f"model {missing}: file not found" in gguf.stderr and "ASSISTANT_LLM_MODEL_PATH" in gguf.stderr
     assert "Traceback" not in gguf.stderr
 
 

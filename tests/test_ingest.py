@@ -85,3 +85,11 @@ def test_chroma_server_ingest_and_retrieve(chroma_server: str, tmp_path: Path) -
     # A second client (another process or host would do the same) sees the same index.
     other = Assistant.from_settings(Settings(data_dir=tmp_path / "other", chroma_url=chroma_server))
     assert "served" in other.collections()
+
+
+def test_chroma_never_embeds_by_itself(fresh: Assistant) -> None:
+    fresh.ingest(HANDBOOK / "faq.txt", collection="guarded")
+    collection = fresh.chunks.open("guarded")
+    # Chroma's default embedding function would download a model; ours refuses instead.
+    with pytest.raises(RuntimeError, match="asked to embed text itself"):
+        collection.add(ids=["x"], documents=["text without a vector"])
