@@ -70,7 +70,7 @@ def load_markdown(path: Path) -> list[Document]:
         else:
             lines.append(line)
     flush(0)
-    return sections
+    return _without_document_title(sections)
 
 
 _HTML_BLOCKS = ["h1", "h2", "h3", "h4", "h5", "h6", "p", "li", "pre", "table", "dt", "dd", "blockquote"]
@@ -114,6 +114,22 @@ def load_html(path: Path) -> list[Document]:
         text = " ".join(soup.get_text(" ", strip=True).split())
         if text:
             sections.append(_section(text, title, heading=title))
+    return _without_document_title(sections)
+
+
+def _without_document_title(sections: list[Document]) -> list[Document]:
+    """Drop the heading every section shares (the document's title) from the location.
+
+    "Owner's Manual › Maintenance › Service interval" cites as "Maintenance › Service
+    interval"; the full path stays in `heading`, which titles the embedded chunk.
+    """
+    roots = {str(s.metadata.get("heading", "")).split(HEADING_SEPARATOR)[0] for s in sections}
+    if len(roots) != 1 or not next(iter(roots)):
+        return sections
+    root = next(iter(roots))
+    for section in sections:
+        rest = str(section.metadata["heading"])[len(root) :].removeprefix(HEADING_SEPARATOR)
+        section.metadata["location"] = rest or root
     return sections
 
 

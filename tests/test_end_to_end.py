@@ -15,7 +15,7 @@ def test_answers_a_fact_and_cites_its_file(bot: Assistant) -> None:
     assert reply.route == "local"
     assert "500 operating hours" in reply.answer
     assert reply.sources[0].file == "x200_manual.md"
-    assert "Service interval" in reply.sources[0].location
+    assert reply.sources[0].location == "Maintenance › Service interval"
     assert "500 operating hours" in reply.evidence
     assert reply.model == "SmolLM2-135M-Instruct.Q4_1.gguf"
     assert reply.usage["completion_tokens"] > 0
@@ -36,7 +36,7 @@ def test_follow_up_is_resolved_through_memory(bot: Assistant) -> None:
     assert "X200" in reply.standalone_question
     assert "warranty" in reply.standalone_question.lower()
     assert "24-month" in reply.answer
-    assert reply.sources[0].location.endswith("Warranty")
+    assert reply.sources[0].location == "Warranty"
 
 
 def test_unanswerable_question_is_declined(bot: Assistant) -> None:
