@@ -5,42 +5,97 @@
     bot.ingest("data/", collection="handbook")
     reply = bot.ask("How often is the X200 serviced?", collection="handbook")
 
-Importing this package loads no model and opens no database.
+Importing this package loads no model, opens no database and imports none of the
+other packages: names are resolved on first use (PEP 562), so that `memory`,
+`chains` or `retrievers` can import `assistant.errors` without a cycle.
 """
 
-from assistant.core import Assistant
-from assistant.errors import (
-    AssistantError,
-    ConfigurationError,
-    EmbedderMismatchError,
-    InputFileError,
-    InvalidQuestionError,
-    ModelUnavailableError,
-    RuntimeFailure,
-    StoreUnavailableError,
-    UnknownCollectionError,
-    UnknownSessionError,
-    UserError,
-)
-from assistant.factory import build_assistant
-from assistant.llamacpp import ChatLlamaCpp
-from assistant.settings import Settings, load_settings
-from chains.reply import Reply, ReplyChunk, Source
-from memory.store import SessionInfo, StoredMessage
-from retrievers.ingest import FileIssue, IngestProgress, IngestReport
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from assistant.core import Assistant
+    from assistant.errors import (
+        AssistantError,
+        CollectionBusyError,
+        CollectionExistsError,
+        ConfigurationError,
+        EmbedderMismatchError,
+        InputFileError,
+        InvalidQuestionError,
+        ModelUnavailableError,
+        RuntimeFailure,
+        StoreUnavailableError,
+        UnknownCollectionError,
+        UnknownSessionError,
+        UserError,
+    )
+    from assistant.factory import build_assistant
+    from assistant.llamacpp import ChatLlamaCpp
+    from assistant.settings import Settings, load_settings
+    from chains.reply import Reply, ReplyChunk, Source
+    from memory.store import SessionInfo, StoredMessage
+    from retrievers.catalog import CollectionInfo
+    from retrievers.embedder import EmbedderSpec
+    from retrievers.index import ReindexReport
+    from retrievers.report import FileIssue, IngestProgress, IngestReport
+
+_WHERE = {
+    "Assistant": "assistant.core",
+    "build_assistant": "assistant.factory",
+    "ChatLlamaCpp": "assistant.llamacpp",
+    "Settings": "assistant.settings",
+    "load_settings": "assistant.settings",
+    "Reply": "chains.reply",
+    "ReplyChunk": "chains.reply",
+    "Source": "chains.reply",
+    "SessionInfo": "memory.store",
+    "StoredMessage": "memory.store",
+    "CollectionInfo": "retrievers.catalog",
+    "EmbedderSpec": "retrievers.embedder",
+    "ReindexReport": "retrievers.index",
+    "FileIssue": "retrievers.report",
+    "IngestProgress": "retrievers.report",
+    "IngestReport": "retrievers.report",
+    **dict.fromkeys(
+        [
+            "AssistantError",
+            "CollectionBusyError",
+            "CollectionExistsError",
+            "ConfigurationError",
+            "EmbedderMismatchError",
+            "InputFileError",
+            "InvalidQuestionError",
+            "ModelUnavailableError",
+            "RuntimeFailure",
+            "StoreUnavailableError",
+            "UnknownCollectionError",
+            "UnknownSessionError",
+            "UserError",
+        ],
+        "assistant.errors",
+    ),
+}
 
 __all__ = [
     "Assistant",
     "AssistantError",
     "ChatLlamaCpp",
+    "CollectionBusyError",
+    "CollectionExistsError",
+    "CollectionInfo",
     "ConfigurationError",
     "EmbedderMismatchError",
+    "EmbedderSpec",
     "FileIssue",
     "IngestProgress",
     "IngestReport",
     "InputFileError",
     "InvalidQuestionError",
     "ModelUnavailableError",
+    "ReindexReport",
     "Reply",
     "ReplyChunk",
     "RuntimeFailure",
@@ -55,3 +110,16 @@ __all__ = [
     "build_assistant",
     "load_settings",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'assistant' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -52,36 +52,95 @@ def cli(ctx: click.Context, data_dir: Path | None, chroma_url: str | None, verbo
     ctx.obj = {"data_dir": data_dir, "chroma_url": chroma_url}
 
 
+def _progress_bar(label: str) -> Any:
+    """A rich progress bar on stderr when it is a terminal: files, chunks per second, time left."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    return Progress(
+        TextColumn(f"{label} {{task.description}}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("files"),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )
+
+
+def _follow(progress: Any) -> Callable[[Any], None]:
+    task = progress.add_task("", total=None, rate="")
+
+    def show(event: Any) -> None:
+        progress.update(
+            task,
+            total=event.files_total,
+            completed=event.files_done,
+            description=Path(event.path).name[:28],
+            rate=f"{event.chunks_added} chunks · {event.chunks_per_second:.0f}/s",
+        )
+
+    return show
+
+
 @cli.command()
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--collection", "-c", help="Collection to fill (default: the default_collection setting).")
+@click.option("--strict", is_flag=True, help="Exit non-zero if any file could not be indexed.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
 @_errors_to_exit
-def ingest(ctx: click.Context, path: Path, collection: str | None) -> None:
-    """Index the documents in PATH (a file or a folder)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+def ingest(ctx: click.Context, path: Path, collection: str | None, strict: bool, as_json: bool) -> None:
+    """Bring a collection in step with PATH (a file or a folder).
+
+    Only new and changed files are parsed and embedded, files gone from PATH lose their
+    chunks, moved files keep theirs. Files that cannot be indexed are listed with the
+    reason; the exit code is 2 only when nothing could be indexed (or, with --strict,
+    when anything failed).
+    """
+    bot = _assistant(ctx)
+    with _progress_bar("ingesting") as progress:
+        report = bot.ingest(path, collection, on_progress=_follow(progress))
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        click.echo(report.summary())
+        for issue in report.files_failed:
+            click.secho(f"  failed  {issue.path}: {issue.reason}", fg="yellow", err=True)
+        for issue in report.files_skipped:
+            click.echo(f"  skipped {issue.path}: {issue.reason}", err=True)
+    if report.files_indexed == 0 and not report.files_removed:
+        click.secho(f"error: nothing in {path} could be indexed", fg="red", err=True)
+        sys.exit(2)
+    if strict and report.files_failed:
+        sys.exit(2)
+
+
+@cli.command()
+@click.argument("collection")
+@click.option("--embedder", "model", help="Model directory (default: the embedding_model setting, or the bundled one).")
+@click.option("--backend", type=click.Choice(["onnx-int8", "torch"]), help="Embedder backend (default: the setting).")
+@click.pass_context
+@_errors_to_exit
+def reindex(ctx: click.Context, collection: str, model: str | None, backend: str | None) -> None:
+    """Re-embed COLLECTION with another embedder, beside the old index, then switch.
+
+    Queries keep being answered from the old index until the new one is complete.
+    """
+    from retrievers.embedder import EmbedderSpec
 
     bot = _assistant(ctx)
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
-    with Progress(*columns, transient=True, disable=not sys.stderr.isatty()) as progress:
-        task = progress.add_task("ingesting", total=None)
-
-        def show(event: Any) -> None:
-            progress.update(
-                task,
-                total=event.files_total,
-                completed=event.files_done,
-                description=f"{event.chunks_added} chunks · {Path(event.path).name[:30]}",
-            )
-
-        report = bot.ingest(path, collection, on_progress=show)
-    click.echo(report.summary())
-    for issue in report.files_failed:
-        click.secho(f"  failed  {issue.path}: {issue.reason}", fg="yellow")
-    for issue in report.files_skipped:
-        click.echo(f"  skipped {issue.path}: {issue.reason}")
-    if report.files_failed and not report.files_added and not report.files_unchanged:
-        sys.exit(1)
+    default = bot.settings.embedder_spec
+    spec = EmbedderSpec(model or default.model, backend or default.backend)
+    with _progress_bar("reindexing") as progress:
+        report = bot.reindex(collection, spec, on_progress=_follow(progress))
+    click.echo(
+        f"{report.collection}: {report.chunks} chunks re-embedded with {report.new_embedder} "
+        f"(was {report.old_embedder}) in {report.seconds:.1f}s; now serving the new index"
+    )
 
 
 def _print_reply(reply: Any, streamed: bool) -> None:
@@ -188,13 +247,93 @@ def sessions_delete(ctx: click.Context, session_id: str, user_id: str) -> None:
     click.echo(f"deleted session {session_id!r} of user {user_id!r}")
 
 
-@cli.command("collections")
+@cli.group(invoke_without_command=True)
+@click.pass_context
+def collections(ctx: click.Context) -> None:
+    """List, create, describe, check and delete collections (no subcommand: list)."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(collections_list)
+
+
+@collections.command("list")
 @click.pass_context
 @_errors_to_exit
 def collections_list(ctx: click.Context) -> None:
-    """List the collections."""
-    for name in _assistant(ctx).collections():
-        click.echo(name)
+    bot = _assistant(ctx)
+    for name in bot.collections():
+        info = bot.describe_collection(name)
+        click.echo(f"{name}\t{info.documents} documents\t{info.chunks} chunks\t{info.embedder}")
+
+
+@collections.command("create")
+@click.argument("name")
+@click.option("--embedder", "model", help="Model directory (default: the embedding_model setting).")
+@click.option("--backend", type=click.Choice(["onnx-int8", "torch"]), help="Embedder backend.")
+@click.pass_context
+@_errors_to_exit
+def collections_create(ctx: click.Context, name: str, model: str | None, backend: str | None) -> None:
+    from retrievers.embedder import EmbedderSpec
+
+    bot = _assistant(ctx)
+    default = bot.settings.embedder_spec
+    info = bot.create_collection(name, EmbedderSpec(model or default.model, backend or default.backend))
+    click.echo(f"created {info.name} (embedder {info.embedder}, dimension {info.dimension})")
+
+
+@collections.command("describe")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@_errors_to_exit
+def collections_describe(ctx: click.Context, name: str, as_json: bool) -> None:
+    info = _assistant(ctx).describe_collection(name)
+    fields = {
+        "name": info.name,
+        "documents": info.documents,
+        "chunks": info.chunks,
+        "size_bytes": info.bytes,
+        "embedder": info.embedder,
+        "dimension": info.dimension,
+        "normalized": info.normalized,
+        "created": info.created_at.isoformat(timespec="seconds"),
+        "updated": info.updated_at.isoformat(timespec="seconds"),
+        "reindexing": info.reindexing,
+    }
+    if as_json:
+        click.echo(json.dumps(fields, indent=2))
+    else:
+        for key, value in fields.items():
+            click.echo(f"{key:>11}: {value}")
+
+
+@collections.command("check")
+@click.argument("name")
+@click.pass_context
+@_errors_to_exit
+def collections_check(ctx: click.Context, name: str) -> None:
+    """Compare the SQL catalog with the vector store, chunk by chunk."""
+    check = _assistant(ctx).index.check(name)
+    click.echo(
+        f"{name}: {check.live} chunks; {len(check.missing_in_chroma)} missing in Chroma, "
+        f"{len(check.orphans_in_chroma)} orphans in Chroma, {len(check.unfinished_in_sql)} unfinished in SQL"
+    )
+    if not check.consistent:
+        click.echo(f"rebuild its vectors from the catalog with: assistant reindex {name}", err=True)
+        sys.exit(1)
+
+
+@collections.command("delete")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+@_errors_to_exit
+def collections_delete(ctx: click.Context, name: str, yes: bool) -> None:
+    bot = _assistant(ctx)
+    info = bot.describe_collection(name)
+    if not yes:
+        click.confirm(f"delete {name} ({info.documents} documents, {info.chunks} chunks)?", abort=True)
+    bot.delete_collection(name)
+    click.echo(f"deleted collection {name}")
 
 
 def main() -> None:

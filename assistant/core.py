@@ -6,10 +6,11 @@ It delegates: ingestion to `retrievers`, turns to `chains.pipeline`, history to
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from langchain_core.document_loaders import BaseLoader
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
 
@@ -19,18 +20,17 @@ from chains.prompt import PromptBudget, PromptBuilder
 from chains.reply import Reply, ReplyChunk
 from chains.route import RoutePolicy
 from memory.store import SessionInfo, SQLMemory, StoredMessage
-from retrievers.ingest import Ingestor, IngestProgress, IngestReport
+from retrievers.catalog import CollectionInfo
+from retrievers.embedder import EmbedderSpec
+from retrievers.index import DocumentIndex, ReindexReport
 from retrievers.naming import check_collection_name
+from retrievers.report import IngestProgress, IngestReport
 from retrievers.retriever import PassageRetriever
-from retrievers.splitter import TokenSplitter
-from retrievers.store import ChunkStore
 
 if TYPE_CHECKING:
     from langchain_core.documents import Document
 
 __all__ = ["Assistant"]
-
-_FALLBACK_MAX_TOKENS = 256
 
 
 def _approximate_tokens(text: str) -> int:
@@ -43,15 +43,13 @@ class Assistant:
         self,
         *,
         llm: BaseChatModel,
-        embeddings: Embeddings,
-        chunks: ChunkStore,
+        index: DocumentIndex,
         memory: SQLMemory,
         settings: Settings,
         fallback: BaseChatModel | None = None,
     ) -> None:
         self.llm = llm
-        self.embeddings = embeddings
-        self.chunks = chunks
+        self.index = index
         self.memory = memory
         self.settings = settings
         self.fallback = fallback
@@ -60,7 +58,6 @@ class Assistant:
             llm=llm,
             count_tokens=count_llm_tokens,
             retriever=self.retriever,
-            embeddings=embeddings,
             memory=memory,
             policy=RoutePolicy(
                 min_relevance=settings.min_relevance,
@@ -81,11 +78,17 @@ class Assistant:
         )
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None, *, fallback: BaseChatModel | None = None) -> Assistant:
+    def from_settings(
+        cls,
+        settings: Settings | None = None,
+        *,
+        fallback: BaseChatModel | None = None,
+        embeddings: Embeddings | None = None,
+    ) -> Assistant:
         """The bundled defaults (or what settings name); state under settings.data_dir."""
         from assistant.factory import build_assistant
 
-        return build_assistant(settings, fallback=fallback)
+        return build_assistant(settings, fallback=fallback, embeddings=embeddings)
 
     # Documents ----------------------------------------------------------------------
 
@@ -94,30 +97,43 @@ class Assistant:
         path: str | Path,
         collection: str | None = None,
         *,
+        loaders: Mapping[str, Callable[[Path], BaseLoader]] | None = None,
         on_progress: Callable[[IngestProgress], None] | None = None,
     ) -> IngestReport:
-        """Index a file or folder; unchanged files are skipped, bad ones reported."""
-        count: Callable[[str], int] = getattr(self.embeddings, "count_tokens", _approximate_tokens)
-        splitter = TokenSplitter(
-            count,
-            chunk_tokens=self.settings.chunk_tokens,
-            overlap_tokens=self.settings.chunk_overlap_tokens,
-            max_tokens=int(getattr(self.embeddings, "max_tokens", 256)),
-        )
-        ingestor = Ingestor(self.chunks, self.embeddings, splitter, batch_chunks=4 * self.settings.embedding_batch_size)
-        return ingestor.ingest(Path(path), self._collection(collection), on_progress=on_progress)
+        """Bring a collection in step with a file or folder (created if new).
+
+        Only new and changed files are parsed and embedded; files gone from the folder
+        lose their chunks; moved files keep theirs. Unreadable files are reported in
+        the returned report and keep what they had. `loaders` maps a file suffix
+        (".epub") to a factory of any LangChain BaseLoader, for formats we do not read.
+        """
+        return self.index.ingest(Path(path), self._collection(collection), loaders=loaders, on_progress=on_progress)
 
     def collections(self) -> list[str]:
-        return self.chunks.names()
+        return self.index.names()
+
+    def create_collection(self, collection: str, embedder: EmbedderSpec | None = None) -> CollectionInfo:
+        return self.index.create(check_collection_name(collection), embedder)
+
+    def describe_collection(self, collection: str | None = None) -> CollectionInfo:
+        return self.index.describe(self._collection(collection))
 
     def delete_collection(self, collection: str) -> None:
-        self.chunks.delete(collection)
+        self.index.delete(check_collection_name(collection))
+
+    def reindex(
+        self,
+        collection: str,
+        embedder: EmbedderSpec | None = None,
+        *,
+        on_progress: Callable[[IngestProgress], None] | None = None,
+    ) -> ReindexReport:
+        """Rebuild a collection with another embedder beside the old index, then switch to it."""
+        return self.index.reindex(check_collection_name(collection), embedder, on_progress=on_progress)
 
     def retriever(self, collection: str | None = None) -> PassageRetriever:
         """A LangChain retriever over one collection (raises if it does not exist)."""
-        name = self._collection(collection)
-        self.chunks.open(name)
-        return PassageRetriever(store=self.chunks, embeddings=self.embeddings, collection=name, k=self.settings.top_k)
+        return self.index.retriever(self._collection(collection), self.settings.top_k)
 
     def search(self, query: str, collection: str | None = None) -> list[Document]:
         return self.retriever(collection).invoke(query)

@@ -7,10 +7,12 @@ AssistantError
  │    ├── UnknownCollectionError  a collection that was never ingested
  │    ├── UnknownSessionError     a session or user that does not exist
  │    ├── EmbedderMismatchError   a collection queried with another embedder
+ │    ├── CollectionExistsError   creating a collection that already exists
  │    └── InvalidQuestionError    an empty or oversized question
  └── RuntimeFailure               something outside the caller's code failed
       ├── ModelUnavailableError   a GGUF file or a fallback endpoint cannot be used
-      └── StoreUnavailableError   the SQL database or Chroma cannot be reached
+      ├── StoreUnavailableError   the SQL database or Chroma cannot be reached
+      └── CollectionBusyError     another process is writing the collection
 
 The CLI turns every AssistantError into one message and an exit code; nothing here
 logs. This module imports nothing from the project.
@@ -20,6 +22,8 @@ from __future__ import annotations
 
 __all__ = [
     "AssistantError",
+    "CollectionBusyError",
+    "CollectionExistsError",
     "ConfigurationError",
     "EmbedderMismatchError",
     "InputFileError",
@@ -86,8 +90,17 @@ class EmbedderMismatchError(UserError):
         self.current = current
         super().__init__(
             f"collection {collection!r} was indexed with embedder {stored!r}, "
-            f"but the current embedder is {current!r}. Set ASSISTANT_EMBEDDING_MODEL "
-            f"back to that embedder, or ingest into a new collection."
+            f"but it is being queried with {current!r}. Query it with the embedder it was built with, "
+            f"or rebuild it for the new one: assistant reindex {collection} --embedder MODEL_DIR"
+        )
+
+
+class CollectionExistsError(UserError):
+    def __init__(self, collection: str) -> None:
+        self.collection = collection
+        super().__init__(
+            f"collection {collection!r} already exists. Ingest into it, describe it "
+            f"(assistant collections describe {collection}) or pick another name."
         )
 
 
@@ -111,3 +124,13 @@ class StoreUnavailableError(RuntimeFailure):
         self.reason = reason
         self.fix = fix
         super().__init__(f"{store}: {reason}. {fix}")
+
+
+class CollectionBusyError(RuntimeFailure):
+    def __init__(self, collection: str, holder: str, since: str) -> None:
+        self.collection = collection
+        self.holder = holder
+        super().__init__(
+            f"collection {collection!r} is being written by {holder} (since {since}). "
+            f"Wait for that ingestion or reindex to finish, then run again."
+        )

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 
+from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
+from sqlalchemy import Engine
 
 from assistant.core import Assistant
 from assistant.errors import ConfigurationError
@@ -18,10 +19,13 @@ from assistant.llamacpp import ChatLlamaCpp, bundled_gguf_path
 from assistant.settings import Settings, load_settings
 from memory.engine import create_memory_engine
 from memory.store import SQLMemory
-from retrievers.embedder import SentenceEmbedder, bundled_embedder_path
+from retrievers.catalog import Catalog
+from retrievers.index import DocumentIndex, Embedders
+from retrievers.ingest import IngestOptions
+from retrievers.loaders import ParseOptions
 from retrievers.store import ChunkStore, connect_chroma
 
-__all__ = ["build_assistant", "build_fallback", "build_local_llm"]
+__all__ = ["build_assistant", "build_document_index", "build_fallback", "build_local_llm"]
 
 log = logging.getLogger(__name__)
 
@@ -59,18 +63,47 @@ def build_fallback(settings: Settings) -> BaseChatModel | None:
     )
 
 
-def build_assistant(settings: Settings | None = None, *, fallback: BaseChatModel | None = None) -> Assistant:
-    settings = settings or load_settings()
-    embedder = SentenceEmbedder(
-        Path(settings.embedding_model).expanduser() if settings.embedding_model else bundled_embedder_path(),
-        batch_size=settings.embedding_batch_size,
-    )
+def build_document_index(settings: Settings, engine: Engine, *, embeddings: Embeddings | None = None) -> DocumentIndex:
+    """Catalog in the memory database, vectors in Chroma (server if chroma_url, else embedded)."""
     client = connect_chroma(settings.chroma_url, settings.data_dir / "chroma")
+    where = (
+        f"Chroma server {settings.chroma_url}"
+        if settings.chroma_url
+        else f"Chroma store {settings.data_dir / 'chroma'}"
+    )
+    return DocumentIndex(
+        Catalog(engine),
+        ChunkStore(client, where),
+        Embedders(
+            settings.embedder_spec,
+            cache_dir=settings.embedding_cache_dir,
+            batch_size=settings.embedding_batch_size,
+            override=embeddings,
+        ),
+        chunk_tokens=settings.chunk_tokens,
+        overlap_tokens=settings.chunk_overlap_tokens,
+        options=IngestOptions(
+            batch_chunks=4 * settings.embedding_batch_size,
+            max_file_bytes=int(settings.max_file_mb * 1024 * 1024),
+            parse=ParseOptions(json_text_field=settings.json_text_field),
+        ),
+    )
+
+
+def build_assistant(
+    settings: Settings | None = None,
+    *,
+    fallback: BaseChatModel | None = None,
+    llm: BaseChatModel | None = None,
+    embeddings: Embeddings | None = None,
+) -> Assistant:
+    """The assistant the settings describe; `llm`, `embeddings` and `fallback` replace the defaults."""
+    settings = settings or load_settings()
+    engine = create_memory_engine(settings.resolved_database_url)
     return Assistant(
-        llm=build_local_llm(settings),
-        embeddings=embedder,
-        chunks=ChunkStore(client, embedder.name),
-        memory=SQLMemory(create_memory_engine(settings.resolved_database_url)),
+        llm=llm if llm is not None else build_local_llm(settings),
+        index=build_document_index(settings, engine, embeddings=embeddings),
+        memory=SQLMemory(engine),
         settings=settings,
         fallback=fallback if fallback is not None else build_fallback(settings),
     )

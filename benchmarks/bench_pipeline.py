@@ -128,7 +128,7 @@ def main() -> None:
     print(f"corpus: {len(files)} files from {args.corpus}; {len(questions)} questions")
 
     ours = Assistant.from_settings(Settings(data_dir=work / "ours"))
-    ours.embeddings.embed_query("warm up")  # both sides start with a loaded embedder
+    ours.index.embedders.default().embed_query("warm up")  # both sides start with a loaded embedder
     base = HandAssembled(work / "base")
     base.embeddings.embed_query("warm up")
 

@@ -14,7 +14,6 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
-from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessageChunk, BaseMessage
 
@@ -25,7 +24,7 @@ from chains.fallback import fallback_errors, fallback_messages
 from chains.prompt import PromptBuilder
 from chains.reply import Reply, ReplyChunk, Source
 from chains.route import Decision, RoutePolicy, confidence_signals
-from memory.store import NewMessage, SQLMemory, StoredMessage
+from memory.store import NewMessage, SQLMemory, StoredMessage, check_id
 from retrievers.passage import Passage
 from retrievers.retriever import PassageRetriever
 
@@ -51,7 +50,6 @@ class AnswerPipeline:
         llm: BaseChatModel,
         count_tokens: Callable[[str], int],
         retriever: Callable[[str], PassageRetriever],
-        embeddings: Embeddings,
         memory: SQLMemory,
         policy: RoutePolicy,
         prompt: PromptBuilder,
@@ -61,7 +59,6 @@ class AnswerPipeline:
         self.llm = llm
         self.count_tokens = count_tokens
         self.retriever = retriever
-        self.embeddings = embeddings
         self.memory = memory
         self.policy = policy
         self.prompt = prompt
@@ -72,6 +69,9 @@ class AnswerPipeline:
     def turn(self, question: str, *, user_id: str, session_id: str, collection: str) -> Iterator[ReplyChunk]:
         """Text chunks, then the Reply, whose answer is exactly the text that was shown."""
         shown: list[str] = []
+        # Everything the caller can get wrong is checked before any model runs.
+        check_id("user_id", user_id)
+        check_id("session_id", session_id)
         for chunk in self._turn(_check_question(question), user_id, session_id, collection):
             if chunk.reply is None:
                 shown.append(chunk.text)
@@ -98,7 +98,7 @@ class AnswerPipeline:
         evidence: list[Evidence] = []
         generated: _Generated | None = None
         if decision is None:
-            evidence = select_evidence(condensed.question, relevant, self.embeddings)
+            evidence = select_evidence(condensed.question, relevant, retriever.embeddings)
             built = self.prompt.build(condensed.question, relevant, evidence, history)
             relevant = built.passages
             clock.lap("prompt_ms")
@@ -181,7 +181,10 @@ class AnswerPipeline:
         assert self.fallback is not None
         try:
             messages = fallback_messages(question, passages, history)
-            generated = yield from self._generate(self.fallback, messages, stream=True)
+            # Buffered, not streamed: a connection that breaks mid-answer must not leave half an
+            # answer on screen followed by the local draft.
+            generated = yield from self._generate(self.fallback, messages, stream=False)
+            yield ReplyChunk(generated.text)
             return decision, generated
         except fallback_errors() as exc:
             log.warning("large model failed (%s): %s", type(exc).__name__, exc)

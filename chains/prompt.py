@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
+from assistant.errors import InvalidQuestionError
 from chains.evidence import Evidence
 from chains.words import sentences
 from memory.store import StoredMessage
@@ -58,9 +59,9 @@ class PromptBuilder:
         fixed = self.count(system) + self.count(question) + 3 * _PER_MESSAGE + 16
         room = self.budget.context_tokens - self.budget.answer_tokens - fixed
         if room <= 0:
-            raise ValueError(
-                f"the question alone ({self.count(question)} tokens) leaves no room in a "
-                f"{self.budget.context_tokens}-token context"
+            raise InvalidQuestionError(
+                f"the question alone ({self.count(question)} tokens) leaves no room in the local model's "
+                f"{self.budget.context_tokens}-token context; shorten it"
             )
         passage_room = min(self.budget.passage_tokens, room)
         facts = "\n".join(f"- {e.sentence}" for e in evidence)

@@ -22,7 +22,7 @@ from assistant.errors import InvalidQuestionError, StoreUnavailableError, Unknow
 from memory.engine import safe_url
 from memory.schema import Base, ChatSession, Message, User, utcnow
 
-__all__ = ["NewMessage", "SQLMemory", "SessionInfo", "StoredMessage"]
+__all__ = ["NewMessage", "SQLMemory", "SessionInfo", "StoredMessage", "check_id"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -66,7 +66,7 @@ class SessionInfo:
     message_count: int
 
 
-def _check_id(kind: str, value: str) -> str:
+def check_id(kind: str, value: str) -> str:
     if not value or not value.strip() or len(value) > MAX_ID_LENGTH:
         raise InvalidQuestionError(f"{kind} must be 1 to {MAX_ID_LENGTH} characters, got {value!r}")
     return value
@@ -107,8 +107,8 @@ class SQLMemory:
 
     def add_turn(self, user_id: str, session_id: str, question: NewMessage, answer: NewMessage) -> None:
         """Store a question and its answer together, creating the user and session if new."""
-        _check_id("user_id", user_id)
-        _check_id("session_id", session_id)
+        check_id("user_id", user_id)
+        check_id("session_id", session_id)
 
         def work(db: Session) -> None:
             chat = self._get_or_create_session(db, user_id, session_id, title=question.content)

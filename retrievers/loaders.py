@@ -1,98 +1,150 @@
-"""Read one file into sections: text plus where it sits (heading path, page, lines).
+"""Parse one document's bytes into sections: text plus where it sits.
 
-Each section is a LangChain `Document` whose metadata holds `location` (what a
-citation shows: "Maintenance › Service intervals", "page 2", "lines 1-20") and, where
-known, `heading` and `page`. A file that cannot be read raises InputFileError naming
-the file and the reason; the caller decides whether the run goes on.
+Each section is a LangChain `Document` whose metadata holds `location`, what a
+citation shows ("Maintenance › Service intervals", "page 2", "row 14", "line 12"),
+and, where known, `heading`, `page`, `row` or `line_start`. Parsers work on bytes
+already read (and hashed) by the ingestor, so the text indexed is exactly the
+content whose hash is recorded. A document that cannot be parsed raises
+InputFileError naming the file and the reason.
 """
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from langchain_core.documents import Document
 
 from assistant.errors import InputFileError
 
-__all__ = ["SUPPORTED_SUFFIXES", "load_file"]
+__all__ = ["HEADING_SEPARATOR", "ParseOptions", "parse"]
 
 HEADING_SEPARATOR = " › "
-_MD_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
-_FENCE = re.compile(r"^\s*(```|~~~)")
 
 
-def _read_text(path: Path) -> str:
-    data = path.read_bytes()
-    if b"\x00" in data[:8192]:
-        raise InputFileError(str(path), "looks binary (NUL bytes), not text; convert it to txt, md, html or pdf")
+@dataclass(frozen=True)
+class ParseOptions:
+    json_text_field: str = "text"  # dotted path into each JSON record, e.g. "body" or "content.text"
+
+
+def _decode(path: Path, data: bytes) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise InputFileError(str(path), f"is not valid UTF-8 (byte {exc.start}); re-save it as UTF-8") from None
+        raise InputFileError(
+            str(path), f"is not valid UTF-8 (byte {exc.start}); re-save it as UTF-8 to index it"
+        ) from None
 
 
 def _section(text: str, location: str, **extra: object) -> Document:
     return Document(page_content=text, metadata={"location": location, **extra})
 
 
-def load_text(path: Path) -> list[Document]:
-    text = _read_text(path)
-    return [_section(text, "", line_start=1)]
+class _HeadingSections:
+    """Accumulates lines under a heading path; one section per heading."""
 
+    def __init__(self) -> None:
+        self.sections: list[Document] = []
+        self.headings: list[str] = []
+        self.lines: list[str] = []
+        self.start = 1
 
-def load_markdown(path: Path) -> list[Document]:
-    sections: list[Document] = []
-    headings: list[str] = []
-    lines: list[str] = []
-    start = 1
-    in_fence = False
+    def heading(self, level: int, title: str, line: int) -> None:
+        self.flush(line)
+        self.headings = [*self.headings[: level - 1], title]
+        # The heading words stay in the text: they are often what a question names.
+        self.lines.append(title)
 
-    def flush(next_start: int) -> None:
-        nonlocal lines, start
-        body = "\n".join(lines).strip()
+    def flush(self, next_start: int = 0) -> None:
+        body = "\n".join(self.lines).strip()
         if body:
-            heading = HEADING_SEPARATOR.join(headings)
-            sections.append(_section(body, heading, heading=heading, line_start=start))
-        lines, start = [], next_start
+            heading = HEADING_SEPARATOR.join(self.headings)
+            self.sections.append(_section(body, heading, heading=heading, line_start=self.start))
+        self.lines, self.start = [], next_start
 
-    for number, line in enumerate(_read_text(path).splitlines(), start=1):
+    def done(self) -> list[Document]:
+        self.flush()
+        return _without_document_title(self.sections)
+
+
+def parse_text(path: Path, data: bytes, options: ParseOptions) -> list[Document]:
+    return [_section(_decode(path, data), "", line_start=1)]
+
+
+_MD_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
+_FENCE = re.compile(r"^\s*(```|~~~)")
+
+
+def parse_markdown(path: Path, data: bytes, options: ParseOptions) -> list[Document]:
+    out = _HeadingSections()
+    in_fence = False
+    for number, line in enumerate(_decode(path, data).splitlines(), start=1):
         if _FENCE.match(line):
             in_fence = not in_fence
         match = None if in_fence else _MD_HEADING.match(line)
         if match:
-            flush(number + 1)
-            level = len(match.group(1))
-            headings = [*headings[: level - 1], match.group(2).strip()]
-            # Keep the heading words in the text: they are often what a question names.
-            lines.append(match.group(2).strip())
+            out.heading(len(match.group(1)), match.group(2).strip(), number + 1)
         else:
-            lines.append(line)
-    flush(0)
-    return _without_document_title(sections)
+            out.lines.append(line)
+    return out.done()
 
 
-_HTML_BLOCKS = ["h1", "h2", "h3", "h4", "h5", "h6", "p", "li", "pre", "table", "dt", "dd", "blockquote"]
+_RST_ADORNMENT = re.compile(r"^([=\-`:'\"~^_*+#<>.])\1{2,}\s*$")
 
 
-def load_html(path: Path) -> list[Document]:
+def parse_rst(path: Path, data: bytes, options: ParseOptions) -> list[Document]:
+    """reStructuredText titles: a line underlined (and maybe overlined) by one repeated
+    punctuation character; levels follow the order in which styles first appear."""
+    lines = _decode(path, data).splitlines()
+    out = _HeadingSections()
+    styles: list[tuple[str, bool]] = []
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        over = bool(_RST_ADORNMENT.match(line)) and index + 2 < len(lines)
+        title_at = index + 1 if over else index
+        title = lines[title_at].strip() if title_at < len(lines) else ""
+        under = lines[title_at + 1] if title_at + 1 < len(lines) else ""
+        match = _RST_ADORNMENT.match(under)
+        if title and not _RST_ADORNMENT.match(lines[title_at]) and match and len(under.rstrip()) >= len(title):
+            style = (match.group(1), over)
+            if style not in styles:
+                styles.append(style)
+            out.heading(styles.index(style) + 1, title, title_at + 3)
+            index = title_at + 2
+            continue
+        if not _RST_ADORNMENT.match(line):
+            out.lines.append(line)
+        index += 1
+    return out.done()
+
+
+_HTML_HEADINGS = ["h1", "h2", "h3", "h4", "h5", "h6"]
+_HTML_BLOCKS = [*_HTML_HEADINGS, "p", "li", "pre", "table", "dt", "dd", "blockquote"]
+
+
+def _html_parser() -> str:
+    try:
+        import lxml  # noqa: F401  (several times faster than html.parser)
+
+        return "lxml"
+    except ImportError:
+        return "html.parser"
+
+
+def parse_html(path: Path, data: bytes, options: ParseOptions) -> list[Document]:
     from bs4 import BeautifulSoup
 
-    soup = BeautifulSoup(_read_text(path), "html.parser")
+    soup = BeautifulSoup(_decode(path, data), _html_parser())
     for tag in soup(["script", "style", "nav", "header", "footer", "noscript"]):
         tag.decompose()
-    sections: list[Document] = []
-    headings: list[str] = []
-    parts: list[str] = []
-
-    def flush() -> None:
-        body = "\n".join(parts).strip()
-        if body:
-            heading = HEADING_SEPARATOR.join(headings)
-            sections.append(_section(body, heading, heading=heading))
-        parts.clear()
-
+    out = _HeadingSections()
     root = soup.body or soup
     for element in root.find_all(_HTML_BLOCKS):
         # Nested blocks (a <p> inside an <li>) are read through their outermost block.
@@ -101,20 +153,19 @@ def load_html(path: Path) -> list[Document]:
         text = " ".join(element.get_text(" ", strip=True).split())
         if not text:
             continue
-        if element.name in _HTML_BLOCKS[:6]:
-            flush()
-            del headings[int(element.name[1]) - 1 :]
-            headings.append(text)
-            parts.append(text)
+        if element.name in _HTML_HEADINGS:
+            out.heading(int(element.name[1]), text, 0)
         else:
-            parts.append(text)
-    flush()
+            out.lines.append(text)
+    sections = out.done()
+    for section in sections:
+        section.metadata.pop("line_start", None)  # lines of the HTML source mean nothing to a reader
     if not sections:
         title = soup.title.get_text(strip=True) if soup.title else ""
         text = " ".join(soup.get_text(" ", strip=True).split())
         if text:
             sections.append(_section(text, title, heading=title))
-    return _without_document_title(sections)
+    return sections
 
 
 def _without_document_title(sections: list[Document]) -> list[Document]:
@@ -133,17 +184,24 @@ def _without_document_title(sections: list[Document]) -> list[Document]:
     return sections
 
 
-def load_pdf(path: Path) -> list[Document]:
+def parse_pdf(path: Path, data: bytes, options: ParseOptions) -> list[Document]:
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+    from pypdf.errors import FileNotDecryptedError, PdfReadError
 
+    if not data.startswith(b"%PDF-"):
+        raise InputFileError(str(path), "is not a PDF (it does not start with %PDF-); fix its extension")
     try:
-        reader = PdfReader(str(path))
-        if reader.is_encrypted:
-            raise InputFileError(str(path), "is an encrypted PDF; save an unencrypted copy to index it")
+        reader = PdfReader(io.BytesIO(data))
+        # Many PDFs are encrypted only against editing, with an empty password to open.
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise FileNotDecryptedError("password required")
         pages = [page.extract_text() or "" for page in reader.pages]
-    except (PdfReadError, ValueError, KeyError, OSError) as exc:
-        raise InputFileError(str(path), f"is not a readable PDF ({exc})") from None
+    except FileNotDecryptedError:
+        raise InputFileError(
+            str(path), "is an encrypted PDF that needs a password; save an unencrypted copy to index it"
+        ) from None
+    except (PdfReadError, ValueError, KeyError, TypeError, OSError, NotImplementedError) as exc:
+        raise InputFileError(str(path), f"is not a readable PDF ({exc}); re-export it") from None
     sections = [
         _section(text.strip(), f"page {number}", page=number)
         for number, text in enumerate(pages, start=1)
@@ -154,34 +212,137 @@ def load_pdf(path: Path) -> list[Document]:
     return sections
 
 
-_LOADERS: dict[str, Callable[[Path], list[Document]]] = {
-    ".txt": load_text,
-    ".text": load_text,
-    ".md": load_markdown,
-    ".markdown": load_markdown,
-    ".html": load_html,
-    ".htm": load_html,
-    ".pdf": load_pdf,
-}
-SUPPORTED_SUFFIXES = frozenset(_LOADERS)
+def parse_docx(path: Path, data: bytes, options: ParseOptions) -> list[Document]:
+    import zipfile
+
+    from docx import Document as open_docx
+    from docx.opc.exceptions import PackageNotFoundError
+    from docx.table import Table
+
+    try:
+        document = open_docx(io.BytesIO(data))
+        blocks = list(document.iter_inner_content())
+    except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:
+        raise InputFileError(str(path), f"is not a readable DOCX ({exc}); re-save it from Word") from None
+    out = _HeadingSections()
+    for block in blocks:
+        if isinstance(block, Table):
+            for row in block.rows:
+                cells = [" ".join(cell.text.split()) for cell in row.cells]
+                if any(cells):
+                    out.lines.append(" | ".join(cells))
+            continue
+        text = " ".join(block.text.split())
+        if not text:
+            continue
+        style = (block.style.name if block.style is not None else "") or ""
+        level = _docx_heading_level(style)
+        if level:
+            out.heading(level, text, 0)
+        else:
+            out.lines.append(text)
+    sections = out.done()
+    for section in sections:
+        section.metadata.pop("line_start", None)
+    return sections
 
 
-def load_file(path: Path) -> list[Document]:
-    """Sections of one file; InputFileError when it is unsupported or unreadable."""
-    loader = _LOADERS.get(path.suffix.lower())
-    if loader is None:
+def _docx_heading_level(style: str) -> int:
+    if style == "Title":
+        return 1
+    match = re.fullmatch(r"Heading (\d)", style)
+    return int(match.group(1)) if match else 0
+
+
+def parse_csv(path: Path, data: bytes, options: ParseOptions) -> list[Document]:
+    """One section per row, each written as "column: value" lines so the header stays with it."""
+    text = _decode(path, data)
+    try:
+        dialect: Any = csv.Sniffer().sniff(text[:4096], delimiters=",;\t|")
+    except csv.Error:
+        dialect = "excel-tab" if path.suffix.lower() == ".tsv" else "excel"
+    try:
+        rows = list(csv.reader(io.StringIO(text), dialect))
+    except csv.Error as exc:
+        raise InputFileError(str(path), f"is not valid CSV ({exc})") from None
+    if not rows:
+        return []
+    header = [h.strip() or f"column {i}" for i, h in enumerate(rows[0], start=1)]
+    sections = []
+    for number, row in enumerate(rows[1:], start=1):
+        pairs = [f"{name}: {value.strip()}" for name, value in zip(header, row, strict=False) if value.strip()]
+        if pairs:
+            sections.append(_section("\n".join(pairs), f"row {number}", row=number))
+    return sections
+
+
+def _field(record: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        if not isinstance(record, dict) or part not in record:
+            return None
+        record = record[part]
+    return record
+
+
+def _records(path: Path, records: list[tuple[int, Any]], field: str, unit: str) -> list[Document]:
+    sections = []
+    keys: set[str] = set()
+    for number, record in records:
+        value = _field(record, field)
+        if isinstance(record, dict):
+            keys.update(record)
+        if isinstance(value, str) and value.strip():
+            extra = {unit: number}
+            title = record.get("title") if isinstance(record, dict) else None
+            location = f"{title}" if isinstance(title, str) and title.strip() else f"{unit} {number}"
+            sections.append(_section(value.strip(), location, **extra))
+    if records and not sections:
+        seen = ", ".join(sorted(keys)[:12]) or "none: the records are not objects"
         raise InputFileError(
             str(path),
-            f"unsupported file type {path.suffix or '(none)'!r}; supported: {', '.join(sorted(SUPPORTED_SUFFIXES))}",
+            f"no record has a text field {field!r} (fields seen: {seen}); "
+            f"set ASSISTANT_JSON_TEXT_FIELD to the field that holds the text",
         )
-    try:
-        sections = loader(path)
-    except PermissionError:
-        raise InputFileError(str(path), "cannot be read (permission denied); check its permissions") from None
-    except IsADirectoryError:
-        raise InputFileError(str(path), "is a directory, not a file") from None
-    except OSError as exc:
-        raise InputFileError(str(path), f"cannot be read ({exc.strerror or exc})") from None
-    if not sections:
-        raise InputFileError(str(path), "holds no text")
     return sections
+
+
+def parse_json(path: Path, data: bytes, options: ParseOptions) -> list[Document]:
+    try:
+        value = json.loads(_decode(path, data))
+    except json.JSONDecodeError as exc:
+        raise InputFileError(str(path), f"is not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    records = value if isinstance(value, list) else [value]
+    return _records(path, list(enumerate(records, start=1)), options.json_text_field, "record")
+
+
+def parse_jsonl(path: Path, data: bytes, options: ParseOptions) -> list[Document]:
+    records: list[tuple[int, Any]] = []
+    bad: list[int] = []
+    for number, line in enumerate(_decode(path, data).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append((number, json.loads(line)))
+        except json.JSONDecodeError:
+            bad.append(number)
+    if bad and not records:
+        raise InputFileError(str(path), f"is not JSON Lines (line {bad[0]} is not JSON)")
+    return _records(path, records, options.json_text_field, "line")
+
+
+PARSERS: dict[str, Callable[[Path, bytes, ParseOptions], list[Document]]] = {
+    "txt": parse_text,
+    "md": parse_markdown,
+    "rst": parse_rst,
+    "html": parse_html,
+    "pdf": parse_pdf,
+    "docx": parse_docx,
+    "csv": parse_csv,
+    "json": parse_json,
+    "jsonl": parse_jsonl,
+}
+
+
+def parse(kind: str, path: Path, data: bytes, options: ParseOptions) -> list[Document]:
+    """Sections of one document of a known kind (see retrievers.detect)."""
+    return PARSERS[kind](path, data, options)

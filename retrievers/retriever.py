@@ -6,7 +6,7 @@ returns Documents (score in metadata) for anyone composing their own LangChain c
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
@@ -15,7 +15,9 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
 from retrievers.passage import Passage
-from retrievers.store import ChunkStore
+
+if TYPE_CHECKING:
+    from retrievers.index import DocumentIndex
 
 __all__ = ["PassageRetriever"]
 
@@ -25,15 +27,19 @@ class PassageRetriever(BaseRetriever):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    store: ChunkStore
-    embeddings: Embeddings
+    index: Any  # DocumentIndex; Any keeps pydantic from importing it at class creation
     collection: str
     k: int = 4
 
+    @property
+    def embeddings(self) -> Embeddings:
+        """The embedder this collection was built with (the one its queries use)."""
+        index: DocumentIndex = self.index
+        return index.embeddings_for(self.collection)
+
     def search(self, query: str, k: int | None = None) -> list[Passage]:
-        collection = self.store.open(self.collection)
-        vector = self.embeddings.embed_query(query)
-        return self.store.search(collection, vector, k or self.k)
+        index: DocumentIndex = self.index
+        return index.search(self.collection, query, k or self.k)
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any

@@ -44,11 +44,17 @@ class TokenSplitter:
         self.overlap_tokens = min(overlap_tokens, chunk_tokens // 2)
         self.max_tokens = max_tokens
 
+    def _fit_title(self, title: str) -> str:
+        """A title takes at most half a chunk; a runaway heading is cut, never the body."""
+        while self.count_tokens(title) > self.chunk_tokens // 2 and len(title) > 8:
+            title = title[: int(len(title) * 0.8)].rstrip() + "…"
+        return title
+
     def split(self, sections: list[Document], source: str) -> list[Document]:
         chunks: list[Document] = []
         for section in sections:
             heading = str(section.metadata.get("heading", ""))
-            title = chunk_title(source, heading)
+            title = self._fit_title(chunk_title(source, heading))
             # The title is embedded with every chunk, so it comes out of the body's budget.
             budget = max(16, self.chunk_tokens - self.count_tokens(title))
             splitter = RecursiveCharacterTextSplitter(

@@ -1,32 +1,29 @@
-"""Chunks in Chroma: one Chroma collection per assistant collection.
+"""Vectors in Chroma, embedded or server.
 
 We always hand Chroma the vectors ourselves: its default embedding function
-downloads a model, so it is never used. Each collection records the embedder that
-filled it, and opening it with another embedder is an error, not silent nonsense.
+downloads a model, so it is never used, and a refusing one stands in its place.
+The embedded store (PersistentClient) is for one writing process; several
+processes or hosts share a Chroma server (`chroma run`) through `chroma_url`.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from assistant.errors import (
-    ConfigurationError,
-    EmbedderMismatchError,
-    StoreUnavailableError,
-    UnknownCollectionError,
-)
-from retrievers.naming import check_collection_name
+from assistant.errors import ConfigurationError, StoreUnavailableError
 from retrievers.passage import Passage
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
     from chromadb.api.models.Collection import Collection
 
-__all__ = ["ChunkStore", "StoredChunk", "connect_chroma"]
+__all__ = ["ChunkStore", "connect_chroma"]
 
 log = logging.getLogger(__name__)
 _PAGE = 5000
@@ -63,13 +60,16 @@ def connect_chroma(url: str | None, path: Path) -> ClientAPI:
     return chromadb.PersistentClient(path=str(path), settings=settings)
 
 
+@cache
 def _refusing_embedding_function() -> Any:
     """Stands where Chroma would put its default embedding function, which downloads a model.
 
     We always pass vectors; if anything ever asks Chroma to embed text itself, this
-    raises instead of reaching for the network.
+    raises instead of reaching for the network. It is registered with Chroma under its
+    name, so that Chroma can rebuild it from a collection's stored configuration.
     """
     from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
+    from chromadb.utils.embedding_functions import register_embedding_function
 
     class RefuseToEmbed(EmbeddingFunction[Documents]):
         def __init__(self) -> None:
@@ -91,71 +91,68 @@ def _refusing_embedding_function() -> Any:
         def build_from_config(config: dict[str, Any]) -> RefuseToEmbed:
             return RefuseToEmbed()
 
+    register_embedding_function(RefuseToEmbed)
     return RefuseToEmbed()
 
 
-class StoredChunk:
-    """What the store knows about one chunk already indexed."""
-
-    __slots__ = ("chunk_id", "file_hash", "path")
-
-    def __init__(self, chunk_id: str, path: str, file_hash: str) -> None:
-        self.chunk_id = chunk_id
-        self.path = path
-        self.file_hash = file_hash
-
-
 class ChunkStore:
-    """Reads and writes the chunks of assistant collections in one Chroma client."""
+    """Vectors of assistant collections in one Chroma client, by Chroma collection name.
 
-    def __init__(self, client: ClientAPI, embedder_name: str) -> None:
+    Which Chroma collection serves an assistant collection, and with which embedder,
+    is the catalog's business (see retrievers.catalog); this class only moves vectors.
+    Chroma's own failures (a server gone, a broken store) come out as StoreUnavailableError.
+    """
+
+    def __init__(self, client: ClientAPI, where: str) -> None:
         self.client = client
-        self.embedder_name = embedder_name
+        self.where = where  # "Chroma server http://..." or "Chroma store /path", for messages
 
-    def names(self) -> list[str]:
-        return sorted(c.name for c in self.client.list_collections())
-
-    def open(self, name: str) -> Collection:
-        check_collection_name(name)
-        from chromadb.errors import NotFoundError
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        import httpx
+        from chromadb.errors import ChromaError
 
         try:
-            collection = self.client.get_collection(name, embedding_function=_refusing_embedding_function())
-        except (NotFoundError, ValueError):
-            raise UnknownCollectionError(name, self.names()) from None
-        stored = (collection.metadata or {}).get("embedder")
-        if stored and stored != self.embedder_name:
-            raise EmbedderMismatchError(name, str(stored), self.embedder_name)
-        return collection
+            yield
+        except (ChromaError, httpx.HTTPError, ConnectionError, OSError) as exc:
+            raise StoreUnavailableError(
+                self.where, f"failed ({type(exc).__name__}: {exc})", "Check that Chroma is running and writable."
+            ) from exc
 
-    def create(self, name: str, dimension: int) -> Collection:
-        check_collection_name(name)
-        if name in self.names():
-            return self.open(name)
-        return self.client.create_collection(
-            name,
-            embedding_function=_refusing_embedding_function(),
-            metadata={"hnsw:space": "cosine", "embedder": self.embedder_name, "dimension": dimension},
-        )
+    def get(self, chroma_name: str) -> Collection:
+        with self._guard():
+            return self.client.get_collection(chroma_name, embedding_function=_refusing_embedding_function())
 
-    def delete(self, name: str) -> None:
-        self.open(name)
-        self.client.delete_collection(name)
+    def create(self, chroma_name: str, embedder: str, dimension: int) -> Collection:
+        with self._guard():
+            return self.client.get_or_create_collection(
+                chroma_name,
+                embedding_function=_refusing_embedding_function(),
+                metadata={"hnsw:space": "cosine", "embedder": embedder, "dimension": dimension},
+            )
+
+    def drop(self, chroma_name: str) -> None:
+        """Delete a Chroma collection; nothing happens if it does not exist."""
+        from chromadb.errors import NotFoundError
+
+        with self._guard(), suppress(NotFoundError, ValueError):
+            self.client.delete_collection(chroma_name)
 
     def count(self, collection: Collection) -> int:
-        return int(collection.count())
+        with self._guard():
+            return int(collection.count())
 
-    def stored_chunks(self, collection: Collection) -> Iterator[StoredChunk]:
-        """Every chunk's id, file path and file hash, read a page at a time."""
+    def ids(self, collection: Collection) -> set[str]:
+        """Every id in the collection, read a page at a time."""
+        found: set[str] = set()
         offset = 0
-        while True:
-            page = collection.get(include=["metadatas"], limit=_PAGE, offset=offset)
-            ids, metadatas = page["ids"], page["metadatas"] or []
-            for chunk_id, meta in zip(ids, metadatas, strict=True):
-                yield StoredChunk(chunk_id, str(meta.get("path", "")), str(meta.get("file_hash", "")))
-            if len(ids) < _PAGE:
-                return
-            offset += _PAGE
+        with self._guard():
+            while True:
+                page = collection.get(include=[], limit=_PAGE, offset=offset)
+                found.update(page["ids"])
+                if len(page["ids"]) < _PAGE:
+                    return found
+                offset += _PAGE
 
     def upsert(
         self,
@@ -165,7 +162,9 @@ class ChunkStore:
         metadatas: Sequence[dict[str, Any]],
         embeddings: Sequence[Sequence[float]],
     ) -> None:
-        if ids:
+        if not ids:
+            return
+        with self._guard():
             collection.upsert(
                 ids=list(ids),
                 documents=list(texts),
@@ -174,19 +173,24 @@ class ChunkStore:
             )
 
     def update_metadata(self, collection: Collection, ids: Sequence[str], metadatas: Sequence[dict[str, Any]]) -> None:
-        if ids:
-            collection.update(ids=list(ids), metadatas=list(metadatas))
+        with self._guard():
+            for start in range(0, len(ids), _PAGE):
+                collection.update(
+                    ids=list(ids[start : start + _PAGE]), metadatas=list(metadatas[start : start + _PAGE])
+                )
 
     def remove(self, collection: Collection, ids: Sequence[str]) -> None:
-        for start in range(0, len(ids), _PAGE):
-            collection.delete(ids=list(ids[start : start + _PAGE]))
+        with self._guard():
+            for start in range(0, len(ids), _PAGE):
+                collection.delete(ids=list(ids[start : start + _PAGE]))
 
     def search(self, collection: Collection, vector: Sequence[float], k: int) -> list[Passage]:
-        result = collection.query(
-            query_embeddings=[list(vector)],  # type: ignore[arg-type]
-            n_results=k,
-            include=["documents", "metadatas", "distances"],
-        )
+        with self._guard():
+            result = collection.query(
+                query_embeddings=[list(vector)],  # type: ignore[arg-type]
+                n_results=k,
+                include=["documents", "metadatas", "distances"],
+            )
         passages = []
         for chunk_id, text, meta, distance in zip(
             result["ids"][0],

@@ -62,7 +62,8 @@ if ! "$VENV/bin/python" -c "import torch, sys; sys.exit(torch.__version__.split(
   pip install --quiet "torch==$TORCH_VERSION"
 fi
 
-key="$(printf '%s %s' "$LLAMA_CPP_VERSION" "$CMAKE_ARGS" | sha256sum | cut -c1-16)"
+pytag="$("$VENV/bin/python" -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')"
+key="$(printf '%s %s %s' "$LLAMA_CPP_VERSION" "$pytag" "$CMAKE_ARGS" | sha256sum | cut -c1-16)"
 wheels="${ASSISTANT_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/assistant-wheels}/llama-cpp-python-$key"
 if ! ls "$wheels"/llama_cpp_python-*.whl >/dev/null 2>&1; then
   log "building llama-cpp-python $LLAMA_CPP_VERSION from source (about 9 minutes on 2 cores)"

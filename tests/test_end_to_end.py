@@ -72,11 +72,12 @@ def test_stream_yields_the_answer_then_the_reply(bot: Assistant) -> None:
 
 
 def test_ingesting_twice_adds_nothing(bot: Assistant) -> None:
-    before = bot.chunks.count(bot.chunks.open("handbook"))
+    before = bot.index.check("handbook")
     report = bot.ingest(HANDBOOK, collection="handbook")
     assert report.chunks_added == 0 and report.chunks_deleted == 0
     assert report.files_unchanged == 4
-    assert bot.chunks.count(bot.chunks.open("handbook")) == before == report.chunks_total
+    after = bot.index.check("handbook")
+    assert after.consistent and after.live == before.live == report.chunks_total
 
 
 def test_unknown_collection_and_empty_question_are_clear_errors(bot: Assistant) -> None:

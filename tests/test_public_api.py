@@ -14,14 +14,19 @@ def test_exported_members() -> None:
             "Assistant",
             "AssistantError",
             "ChatLlamaCpp",
+            "CollectionBusyError",
+            "CollectionExistsError",
+            "CollectionInfo",
             "ConfigurationError",
             "EmbedderMismatchError",
+            "EmbedderSpec",
             "FileIssue",
             "IngestProgress",
             "IngestReport",
             "InputFileError",
             "InvalidQuestionError",
             "ModelUnavailableError",
+            "ReindexReport",
             "Reply",
             "ReplyChunk",
             "RuntimeFailure",
@@ -44,7 +49,7 @@ def test_exported_members() -> None:
 def test_import_loads_no_model_or_store() -> None:
     code = (
         "import sys, assistant; heavy = {'torch', 'chromadb', 'llama_cpp', 'sentence_transformers', "
-        "'langchain_openai'} & set(sys.modules); print(sorted(heavy))"
+        "'langchain_openai', 'onnxruntime', 'sqlalchemy'} & set(sys.modules); print(sorted(heavy))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -1,0 +1,595 @@
+"""The SQL record of every collection, document and chunk (same database as memory).
+
+It is the source of truth for what the vector store should hold. Writes that span
+SQL and Chroma follow one protocol, so that a process killed at any instant leaves
+a state the next run repairs exactly:
+
+1. `stage`: the chunks about to be written are recorded as `pending` (and a new
+   document with an empty hash, meaning "not complete").
+2. Chroma: upsert the pending vectors, update kept chunks' metadata, nothing deleted.
+3. `commit`: pending becomes `live`, the document gets its new hash, and chunks that
+   the new version no longer has become `deleting`.
+4. Chroma: delete the `deleting` ids.
+5. `purge`: delete the `deleting` rows.
+
+`unfinished` lists what a killed run left in states 1 and 3: pending chunks are
+removed from Chroma (the document keeps its old hash, so it is simply done again),
+deleting chunks are removed from Chroma, then both kinds of rows go.
+
+A collection also carries a lease lock (`lock_owner`, `lock_until`), so that two
+processes never write one collection at the same time; a lock whose process died on
+this host is taken over at once, any other after it expires.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Connection,
+    DateTime,
+    Engine,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    and_,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from assistant.errors import CollectionBusyError, CollectionExistsError, StoreUnavailableError, UnknownCollectionError
+from retrievers.embedder import EmbedderInfo, EmbedderSpec
+
+__all__ = [
+    "Catalog",
+    "ChunkRow",
+    "CollectionInfo",
+    "CollectionRow",
+    "DocumentRow",
+    "StagedDocument",
+    "metadata",
+]
+
+metadata = MetaData()
+
+collections = Table(
+    "collections",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(512), nullable=False, unique=True),
+    Column("chroma_name", String(512), nullable=False),
+    Column("generation", Integer, nullable=False, default=1),
+    Column("embedder", JSON, nullable=False),
+    Column("building", JSON, nullable=True),  # a reindex in progress: its Chroma collection and embedder
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("lock_owner", String(255), nullable=True),
+    Column("lock_until", Float, nullable=True),  # epoch seconds
+)
+
+documents = Table(
+    "documents",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("collection_id", ForeignKey("collections.id", ondelete="CASCADE"), nullable=False),
+    Column("doc_key", String(40), nullable=False),  # stable across renames; chunk ids derive from it
+    Column("path", Text, nullable=False),  # absolute path, the document's identity on disk
+    Column("source", Text, nullable=False),  # as shown in citations: relative to the ingested folder
+    Column("kind", String(16), nullable=False),
+    Column("file_hash", String(64), nullable=False),  # "" while its first version is being written
+    Column("size", BigInteger, nullable=False),
+    Column("chunk_count", Integer, nullable=False, default=0),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("collection_id", "path"),
+    UniqueConstraint("collection_id", "doc_key"),
+    Index("ix_documents_hash", "collection_id", "file_hash"),
+)
+
+chunks = Table(
+    "chunks",
+    metadata,
+    Column("collection_id", ForeignKey("collections.id", ondelete="CASCADE"), primary_key=True),
+    Column("id", String(40), primary_key=True),
+    Column("document_id", ForeignKey("documents.id", ondelete="CASCADE"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("chunk_hash", String(64), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("meta", JSON, nullable=False),
+    Column("state", String(8), nullable=False),  # live | pending | deleting
+    Index("ix_chunks_document", "document_id"),
+    Index("ix_chunks_state", "collection_id", "state"),
+)
+
+LIVE, PENDING, DELETING = "live", "pending", "deleting"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class CollectionRow:
+    id: int
+    name: str
+    chroma_name: str
+    generation: int
+    embedder: EmbedderInfo
+    building: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    """What `describe` shows about a collection."""
+
+    name: str
+    embedder: str
+    dimension: int
+    normalized: bool
+    documents: int
+    chunks: int
+    bytes: int  # total size of its source documents
+    created_at: datetime
+    updated_at: datetime
+    reindexing: bool
+
+
+@dataclass(frozen=True)
+class DocumentRow:
+    id: int
+    doc_key: str
+    path: str
+    source: str
+    file_hash: str
+    size: int
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    id: str
+    seq: int
+    chunk_hash: str
+    text: str
+    meta: dict[str, Any]
+
+
+@dataclass
+class StagedDocument:
+    """A new or changed document on its way into the index (see the module's protocol)."""
+
+    path: str
+    source: str
+    kind: str
+    file_hash: str
+    size: int
+    doc_key: str
+    chunks: list[ChunkRow]
+    document_id: int | None = None  # None: new document
+    fresh_ids: frozenset[str] = frozenset()  # chunks not already live (to embed)
+    restamped: frozenset[str] = frozenset()  # live chunks kept whose position or metadata changed
+    stale_ids: tuple[str, ...] = ()  # live chunks the new version no longer has
+
+
+def _embedder_to_json(info: EmbedderInfo) -> dict[str, Any]:
+    return {
+        "name": info.name,
+        "dimension": info.dimension,
+        "normalized": info.normalized,
+        "spec": info.spec.to_dict() if info.spec else None,
+    }
+
+
+def _embedder_from_json(value: dict[str, Any]) -> EmbedderInfo:
+    spec = value.get("spec")
+    return EmbedderInfo(
+        name=str(value["name"]),
+        dimension=int(value["dimension"]),
+        normalized=bool(value.get("normalized", False)),
+        spec=EmbedderSpec.from_dict(spec) if spec else None,
+    )
+
+
+def _row(row: Any) -> CollectionRow:
+    return CollectionRow(
+        id=row.id,
+        name=row.name,
+        chroma_name=row.chroma_name,
+        generation=row.generation,
+        embedder=_embedder_from_json(row.embedder),
+        building=row.building,
+    )
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Catalog:
+    """Reads and writes the catalog tables; creates them if missing."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        with self._guard():
+            metadata.create_all(engine)
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        try:
+            yield
+        except (DBAPIError, OSError) as exc:
+            if isinstance(exc, IntegrityError):
+                raise
+            from memory.engine import safe_url
+
+            raise StoreUnavailableError(
+                f"database {safe_url(str(self.engine.url))}",
+                f"cannot be used for the document catalog ({getattr(exc, 'orig', exc)})",
+                "Check that it is running, reachable and writable, or fix ASSISTANT_DATABASE_URL.",
+            ) from exc
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        with self._guard(), self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self._guard(), self.engine.connect() as conn:
+            yield conn
+
+    # Collections ---------------------------------------------------------------------
+
+    def get(self, name: str) -> CollectionRow | None:
+        with self._read() as conn:
+            row = conn.execute(select(collections).where(collections.c.name == name)).first()
+        return _row(row) if row else None
+
+    def require(self, name: str) -> CollectionRow:
+        found = self.get(name)
+        if found is None:
+            raise UnknownCollectionError(name, self.names())
+        return found
+
+    def names(self) -> list[str]:
+        with self._read() as conn:
+            return list(conn.scalars(select(collections.c.name).order_by(collections.c.name)))
+
+    def create(self, name: str, chroma_name: str, embedder: EmbedderInfo) -> CollectionRow:
+        now = _now()
+        try:
+            with self._tx() as conn:
+                conn.execute(
+                    insert(collections).values(
+                        name=name,
+                        chroma_name=chroma_name,
+                        generation=1,
+                        embedder=_embedder_to_json(embedder),
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+        except IntegrityError:
+            raise CollectionExistsError(name) from None
+        return self.require(name)
+
+    def delete(self, collection_id: int) -> None:
+        with self._tx() as conn:
+            conn.execute(delete(chunks).where(chunks.c.collection_id == collection_id))
+            conn.execute(delete(documents).where(documents.c.collection_id == collection_id))
+            conn.execute(delete(collections).where(collections.c.id == collection_id))
+
+    def info(self, name: str) -> CollectionInfo:
+        col = self.require(name)
+        with self._read() as conn:
+            row = conn.execute(select(collections).where(collections.c.id == col.id)).one()
+            docs, size = conn.execute(
+                select(func.count(), func.coalesce(func.sum(documents.c.size), 0)).where(
+                    documents.c.collection_id == col.id, documents.c.file_hash != ""
+                )
+            ).one()
+            count = conn.scalar(select(func.count()).where(chunks.c.collection_id == col.id, chunks.c.state == LIVE))
+        return CollectionInfo(
+            name=name,
+            embedder=col.embedder.name,
+            dimension=col.embedder.dimension,
+            normalized=col.embedder.normalized,
+            documents=int(docs),
+            chunks=int(count or 0),
+            bytes=int(size),
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            reindexing=col.building is not None,
+        )
+
+    def set_building(self, collection_id: int, building: dict[str, Any] | None) -> None:
+        with self._tx() as conn:
+            conn.execute(update(collections).where(collections.c.id == collection_id).values(building=building))
+
+    def switch(self, collection_id: int, chroma_name: str, embedder: EmbedderInfo, generation: int) -> None:
+        """Point the collection at its rebuilt index, in one transaction."""
+        with self._tx() as conn:
+            conn.execute(
+                update(collections)
+                .where(collections.c.id == collection_id)
+                .values(
+                    chroma_name=chroma_name,
+                    embedder=_embedder_to_json(embedder),
+                    generation=generation,
+                    building=None,
+                    updated_at=_now(),
+                )
+            )
+
+    # Lease lock -------------------------------------------------------------------------
+
+    @staticmethod
+    def new_owner() -> str:
+        return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+    def acquire(self, col: CollectionRow, owner: str, ttl_s: float) -> None:
+        """Take the collection's write lock or raise CollectionBusyError naming who holds it."""
+        for _ in range(2):
+            now = time.time()
+            with self._tx() as conn:
+                taken = conn.execute(
+                    update(collections)
+                    .where(
+                        collections.c.id == col.id,
+                        or_(
+                            collections.c.lock_owner.is_(None),
+                            collections.c.lock_owner == owner,
+                            collections.c.lock_until < now,
+                        ),
+                    )
+                    .values(lock_owner=owner, lock_until=now + ttl_s)
+                ).rowcount
+                if taken:
+                    return
+                holder, until = conn.execute(
+                    select(collections.c.lock_owner, collections.c.lock_until).where(collections.c.id == col.id)
+                ).one()
+                host, _, rest = str(holder).partition(":")
+                pid = rest.partition(":")[0]
+                if host == socket.gethostname() and pid.isdigit() and not _pid_alive(int(pid)):
+                    # Its process is gone (killed): take the lock over now rather than at expiry.
+                    conn.execute(
+                        update(collections)
+                        .where(collections.c.id == col.id, collections.c.lock_owner == holder)
+                        .values(lock_owner=None, lock_until=None)
+                    )
+                    continue
+            since = datetime.fromtimestamp(until - ttl_s, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+            raise CollectionBusyError(col.name, str(holder), since)
+        raise CollectionBusyError(col.name, "another process", "now")
+
+    def renew(self, collection_id: int, owner: str, ttl_s: float) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                update(collections)
+                .where(collections.c.id == collection_id, collections.c.lock_owner == owner)
+                .values(lock_until=time.time() + ttl_s)
+            )
+
+    def release(self, collection_id: int, owner: str) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                update(collections)
+                .where(collections.c.id == collection_id, collections.c.lock_owner == owner)
+                .values(lock_owner=None, lock_until=None, updated_at=_now())
+            )
+
+    # Documents and chunks -----------------------------------------------------------------
+
+    def documents(self, collection_id: int) -> dict[str, DocumentRow]:
+        """Complete documents by path (a document still being written has no hash yet)."""
+        with self._read() as conn:
+            rows = conn.execute(
+                select(
+                    documents.c.id,
+                    documents.c.doc_key,
+                    documents.c.path,
+                    documents.c.source,
+                    documents.c.file_hash,
+                    documents.c.size,
+                ).where(documents.c.collection_id == collection_id, documents.c.file_hash != "")
+            ).all()
+        return {r.path: DocumentRow(r.id, r.doc_key, r.path, r.source, r.file_hash, r.size) for r in rows}
+
+    def doc_keys(self, collection_id: int) -> set[str]:
+        with self._read() as conn:
+            return set(conn.scalars(select(documents.c.doc_key).where(documents.c.collection_id == collection_id)))
+
+    def live_chunks(self, collection_id: int, document_ids: Sequence[int]) -> dict[int, list[ChunkRow]]:
+        found: dict[int, list[ChunkRow]] = defaultdict(list)
+        with self._read() as conn:
+            for start in range(0, len(document_ids), 500):
+                rows = conn.execute(
+                    select(chunks).where(
+                        chunks.c.collection_id == collection_id,
+                        chunks.c.document_id.in_(document_ids[start : start + 500]),
+                        chunks.c.state == LIVE,
+                    )
+                ).all()
+                for r in rows:
+                    found[r.document_id].append(ChunkRow(r.id, r.seq, r.chunk_hash, r.text, dict(r.meta)))
+        return found
+
+    def has_unfinished(self, collection_id: int) -> bool:
+        with self._read() as conn:
+            stray = conn.scalar(
+                select(func.count()).where(chunks.c.collection_id == collection_id, chunks.c.state != LIVE)
+            )
+            incomplete = conn.scalar(
+                select(func.count()).where(documents.c.collection_id == collection_id, documents.c.file_hash == "")
+            )
+        return bool(stray or incomplete)
+
+    def unfinished(self, collection_id: int) -> list[str]:
+        """Ids of chunks a killed run left pending or deleting: remove them from Chroma, then `forget_unfinished`."""
+        with self._read() as conn:
+            return list(
+                conn.scalars(select(chunks.c.id).where(chunks.c.collection_id == collection_id, chunks.c.state != LIVE))
+            )
+
+    def forget_unfinished(self, collection_id: int) -> None:
+        with self._tx() as conn:
+            conn.execute(delete(chunks).where(chunks.c.collection_id == collection_id, chunks.c.state != LIVE))
+            conn.execute(
+                delete(documents).where(documents.c.collection_id == collection_id, documents.c.file_hash == "")
+            )
+
+    def stage(self, collection_id: int, staged: Sequence[StagedDocument]) -> None:
+        """Step 1: record new documents (incomplete) and the chunks about to be written."""
+        now = _now()
+        with self._tx() as conn:
+            rows: list[dict[str, Any]] = []
+            for doc in staged:
+                if doc.document_id is None:
+                    doc.document_id = conn.execute(
+                        insert(documents)
+                        .values(
+                            collection_id=collection_id,
+                            doc_key=doc.doc_key,
+                            path=doc.path,
+                            source=doc.source,
+                            kind=doc.kind,
+                            file_hash="",
+                            size=doc.size,
+                            chunk_count=0,
+                            updated_at=now,
+                        )
+                        .returning(documents.c.id)
+                    ).scalar_one()
+                rows.extend(
+                    {
+                        "collection_id": collection_id,
+                        "id": c.id,
+                        "document_id": doc.document_id,
+                        "seq": c.seq,
+                        "chunk_hash": c.chunk_hash,
+                        "text": c.text,
+                        "meta": c.meta,
+                        "state": PENDING,
+                    }
+                    for c in doc.chunks
+                    if c.id in doc.fresh_ids
+                )
+            if rows:
+                conn.execute(insert(chunks), rows)
+
+    def commit(self, collection_id: int, staged: Sequence[StagedDocument]) -> None:
+        """Step 3: the new versions become live; chunks they dropped become deleting."""
+        now = _now()
+        with self._tx() as conn:
+            for doc in staged:
+                conn.execute(
+                    update(chunks)
+                    .where(chunks.c.collection_id == collection_id, chunks.c.document_id == doc.document_id)
+                    .where(chunks.c.state == PENDING)
+                    .values(state=LIVE)
+                )
+                for start in range(0, len(doc.stale_ids), 500):
+                    conn.execute(
+                        update(chunks)
+                        .where(chunks.c.collection_id == collection_id)
+                        .where(chunks.c.id.in_(doc.stale_ids[start : start + 500]))
+                        .values(state=DELETING)
+                    )
+                for c in (c for c in doc.chunks if c.id in doc.restamped):
+                    conn.execute(
+                        update(chunks)
+                        .where(chunks.c.collection_id == collection_id, chunks.c.id == c.id)
+                        .values(seq=c.seq, meta=c.meta)
+                    )
+                conn.execute(
+                    update(documents)
+                    .where(documents.c.id == doc.document_id)
+                    .values(
+                        file_hash=doc.file_hash,
+                        size=doc.size,
+                        kind=doc.kind,
+                        source=doc.source,
+                        chunk_count=len(doc.chunks),
+                        updated_at=now,
+                    )
+                )
+
+    def purge(self, collection_id: int, ids: Sequence[str]) -> None:
+        """Step 5: drop the rows of chunks already deleted from Chroma."""
+        with self._tx() as conn:
+            for start in range(0, len(ids), 500):
+                conn.execute(
+                    delete(chunks).where(
+                        and_(chunks.c.collection_id == collection_id, chunks.c.id.in_(ids[start : start + 500]))
+                    )
+                )
+
+    def move(self, document_id: int, path: str, source: str, metas: dict[str, dict[str, Any]]) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                update(documents)
+                .where(documents.c.id == document_id)
+                .values(path=path, source=source, updated_at=_now())
+            )
+            for chunk_id, meta in metas.items():
+                conn.execute(
+                    update(chunks).where(chunks.c.document_id == document_id, chunks.c.id == chunk_id).values(meta=meta)
+                )
+
+    def remove_document(self, collection_id: int, document_id: int) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                delete(chunks).where(chunks.c.collection_id == collection_id, chunks.c.document_id == document_id)
+            )
+            conn.execute(delete(documents).where(documents.c.id == document_id))
+
+    def iter_live_chunks(self, collection_id: int, page: int = 512) -> Iterator[list[ChunkRow]]:
+        """Every live chunk, a page at a time in a stable order (for reindex and checks)."""
+        after = ""
+        while True:
+            with self._read() as conn:
+                rows = conn.execute(
+                    select(chunks)
+                    .where(chunks.c.collection_id == collection_id, chunks.c.state == LIVE, chunks.c.id > after)
+                    .order_by(chunks.c.id)
+                    .limit(page)
+                ).all()
+            if not rows:
+                return
+            yield [ChunkRow(r.id, r.seq, r.chunk_hash, r.text, dict(r.meta)) for r in rows]
+            after = rows[-1].id
+
+    def live_count(self, collection_id: int) -> int:
+        with self._read() as conn:
+            return int(
+                conn.scalar(select(func.count()).where(chunks.c.collection_id == collection_id, chunks.c.state == LIVE))
+                or 0
+            )

@@ -1,0 +1,267 @@
+"""The documents side of an assistant: collections, ingestion, reindexing and search.
+
+One object over the SQL catalog (what should be indexed), the Chroma store (the
+vectors) and the embedders (which model embeds which collection). A collection is
+embedded by the model it records: new collections take the default embedder from
+settings, `reindex` moves a collection to another one, and embeddings passed in from
+Python must match the collection they query.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from langchain_core.embeddings import Embeddings
+
+from assistant.errors import EmbedderMismatchError
+from retrievers.catalog import Catalog, CollectionInfo, CollectionRow
+from retrievers.embedder import EmbedderInfo, EmbedderSpec, describe_embeddings, load_embedder
+from retrievers.ingest import IngestOptions, Ingestor, LoaderFactory
+from retrievers.naming import check_collection_name
+from retrievers.passage import Passage
+from retrievers.report import IngestProgress, IngestReport
+from retrievers.splitter import TokenSplitter
+from retrievers.store import ChunkStore
+
+if TYPE_CHECKING:
+    from retrievers.retriever import PassageRetriever
+
+__all__ = ["DocumentIndex", "Embedders", "IndexCheck", "ReindexReport"]
+
+log = logging.getLogger(__name__)
+
+
+def _approximate_tokens(text: str) -> int:
+    # For embeddings that expose no tokenizer: about four characters a token.
+    return max(1, len(text) // 4)
+
+
+def _chroma_name(name: str) -> str:
+    # A fresh name for every index built: a Chroma collection left by anything else
+    # (an older version, another app on a shared server) is never picked up by mistake.
+    return f"{name[:480]}.{uuid.uuid4().hex[:12]}"
+
+
+class Embedders:
+    """Loads (once) the embedder a collection records.
+
+    `override`: embeddings passed in from Python. They embed new collections and may
+    query only collections they built; anything else is an EmbedderMismatchError.
+    """
+
+    def __init__(
+        self, default: EmbedderSpec, *, cache_dir: Path, batch_size: int = 64, override: Embeddings | None = None
+    ) -> None:
+        self.default_spec = default
+        self.cache_dir = cache_dir
+        self.batch_size = batch_size
+        self.override = override
+        self._loaded: dict[EmbedderSpec, Embeddings] = {}
+        self._override_info: EmbedderInfo | None = None
+
+    def load(self, spec: EmbedderSpec) -> Embeddings:
+        if spec not in self._loaded:
+            self._loaded[spec] = load_embedder(spec, cache_dir=self.cache_dir, batch_size=self.batch_size)
+        return self._loaded[spec]
+
+    def default(self) -> Embeddings:
+        return self.override if self.override is not None else self.load(self.default_spec)
+
+    def info(self, embeddings: Embeddings) -> EmbedderInfo:
+        if embeddings is self.override:
+            if self._override_info is None:
+                self._override_info = describe_embeddings(embeddings)
+            return self._override_info
+        return describe_embeddings(embeddings)
+
+    def for_collection(self, col: CollectionRow) -> Embeddings:
+        recorded = col.embedder
+        if self.override is not None:
+            mine = self.info(self.override)
+            if (mine.name, mine.dimension) != (recorded.name, recorded.dimension):
+                raise EmbedderMismatchError(col.name, recorded.name, mine.name)
+            return self.override
+        if recorded.spec is None:
+            raise EmbedderMismatchError(col.name, recorded.name, self.default_spec.name)
+        return self.load(recorded.spec)
+
+
+@dataclass(frozen=True)
+class ReindexReport:
+    collection: str
+    old_embedder: str
+    new_embedder: str
+    chunks: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class IndexCheck:
+    """SQL and Chroma compared: all three lists empty means they agree exactly."""
+
+    live: int
+    missing_in_chroma: list[str]
+    orphans_in_chroma: list[str]
+    unfinished_in_sql: list[str]
+
+    @property
+    def consistent(self) -> bool:
+        return not (self.missing_in_chroma or self.orphans_in_chroma or self.unfinished_in_sql)
+
+
+class DocumentIndex:
+    def __init__(
+        self,
+        catalog: Catalog,
+        store: ChunkStore,
+        embedders: Embedders,
+        *,
+        chunk_tokens: int = 180,
+        overlap_tokens: int = 30,
+        options: IngestOptions | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.store = store
+        self.embedders = embedders
+        self.chunk_tokens = chunk_tokens
+        self.overlap_tokens = overlap_tokens
+        self.options = options or IngestOptions()
+
+    # Collections -----------------------------------------------------------------------
+
+    def names(self) -> list[str]:
+        return self.catalog.names()
+
+    def create(self, name: str, embedder: EmbedderSpec | None = None) -> CollectionInfo:
+        """A new, empty collection embedded by `embedder` (default: the settings' one)."""
+        check_collection_name(name)
+        embeddings = self.embedders.load(embedder) if embedder else self.embedders.default()
+        info = self.embedders.info(embeddings)
+        chroma_name = _chroma_name(name)
+        self.catalog.create(name, chroma_name, info)
+        self.store.create(chroma_name, info.name, info.dimension)
+        return self.catalog.info(name)
+
+    def _ensure(self, name: str) -> CollectionRow:
+        check_collection_name(name)
+        found = self.catalog.get(name)
+        if found is None:
+            self.create(name)
+            found = self.catalog.require(name)
+        return found
+
+    def describe(self, name: str) -> CollectionInfo:
+        return self.catalog.info(check_collection_name(name))
+
+    def delete(self, name: str) -> None:
+        col = self.catalog.require(check_collection_name(name))
+        owner = Catalog.new_owner()
+        self.catalog.acquire(col, owner, self.options.lock_ttl_s)  # not while someone writes it
+        try:
+            for chroma_name in [col.chroma_name, *([col.building["chroma_name"]] if col.building else [])]:
+                self.store.drop(chroma_name)
+        except BaseException:
+            self.catalog.release(col.id, owner)
+            raise
+        self.catalog.delete(col.id)
+
+    def embeddings_for(self, name: str) -> Embeddings:
+        return self.embedders.for_collection(self.catalog.require(check_collection_name(name)))
+
+    # Ingestion ------------------------------------------------------------------------
+
+    def splitter(self, embeddings: Embeddings) -> TokenSplitter:
+        return TokenSplitter(
+            getattr(embeddings, "count_tokens", _approximate_tokens),
+            chunk_tokens=self.chunk_tokens,
+            overlap_tokens=self.overlap_tokens,
+            max_tokens=int(getattr(embeddings, "max_tokens", 256)),
+        )
+
+    def ingest(
+        self,
+        path: Path,
+        name: str,
+        *,
+        loaders: Mapping[str, LoaderFactory] | None = None,
+        on_progress: Callable[[IngestProgress], None] | None = None,
+    ) -> IngestReport:
+        col = self._ensure(name)
+        embeddings = self.embedders.for_collection(col)
+        ingestor = Ingestor(
+            self.catalog, self.store, embeddings, self.splitter(embeddings), self.options, loaders=loaders
+        )
+        return ingestor.ingest(path, col, on_progress=on_progress)
+
+    def reindex(
+        self,
+        name: str,
+        embedder: EmbedderSpec | None = None,
+        *,
+        on_progress: Callable[[IngestProgress], None] | None = None,
+    ) -> ReindexReport:
+        """Re-embed every chunk with `embedder` into a new Chroma collection, then switch.
+
+        Queries keep using the old index until the switch, one SQL transaction. The
+        chunks' text comes from the catalog, so no document is parsed again. A killed
+        reindex leaves the old index serving; running it again starts over.
+        """
+        started = time.perf_counter()
+        col = self.catalog.require(check_collection_name(name))
+        embeddings = self.embedders.load(embedder) if embedder else self.embedders.default()
+        info = self.embedders.info(embeddings)
+        owner = Catalog.new_owner()
+        self.catalog.acquire(col, owner, self.options.lock_ttl_s)
+        try:
+            col = self.catalog.require(name)
+            if col.building:
+                self.store.drop(col.building["chroma_name"])
+            target = _chroma_name(name)
+            self.catalog.set_building(col.id, {"chroma_name": target, "embedder": info.name})
+            chroma = self.store.create(target, info.name, info.dimension)
+            total = self.catalog.live_count(col.id)
+            done = 0
+            for page in self.catalog.iter_live_chunks(col.id, page=self.options.batch_chunks):
+                vectors = embeddings.embed_documents([f"{c.meta.get('title', '')}\n{c.text}" for c in page])
+                self.store.upsert(chroma, [c.id for c in page], [c.text for c in page], [c.meta for c in page], vectors)
+                done += len(page)
+                self.catalog.renew(col.id, owner, self.options.lock_ttl_s)
+                if on_progress:
+                    elapsed = max(time.perf_counter() - started, 1e-6)
+                    on_progress(IngestProgress(done, total, done, done / elapsed, name))
+            self.catalog.switch(col.id, target, info, col.generation + 1)
+            self.store.drop(col.chroma_name)
+        finally:
+            self.catalog.release(col.id, owner)
+        return ReindexReport(name, col.embedder.name, info.name, done, time.perf_counter() - started)
+
+    # Search ----------------------------------------------------------------------------
+
+    def search(self, name: str, query: str, k: int) -> list[Passage]:
+        col = self.catalog.require(check_collection_name(name))
+        vector = self.embedders.for_collection(col).embed_query(query)
+        return self.store.search(self.store.get(col.chroma_name), vector, k)
+
+    def retriever(self, name: str, k: int) -> PassageRetriever:
+        from retrievers.retriever import PassageRetriever
+
+        self.catalog.require(check_collection_name(name))
+        return PassageRetriever(index=self, collection=name, k=k)
+
+    def check(self, name: str) -> IndexCheck:
+        """Compare the catalog with Chroma, id by id."""
+        col = self.catalog.require(check_collection_name(name))
+        live = {c.id for page in self.catalog.iter_live_chunks(col.id, page=5000) for c in page}
+        stored = self.store.ids(self.store.get(col.chroma_name))
+        return IndexCheck(
+            live=len(live),
+            missing_in_chroma=sorted(live - stored),
+            orphans_in_chroma=sorted(stored - live),
+            unfinished_in_sql=self.catalog.unfinished(col.id),
+        )

@@ -1,0 +1,72 @@
+"""What an ingestion run reports: per-file outcomes, chunk counts and progress events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["FileIssue", "IngestProgress", "IngestReport"]
+
+
+@dataclass(frozen=True)
+class FileIssue:
+    path: str
+    reason: str
+
+
+@dataclass
+class IngestReport:
+    collection: str
+    files_new: int = 0
+    files_changed: int = 0
+    files_unchanged: int = 0
+    files_moved: int = 0
+    files_removed: int = 0
+    files_skipped: list[FileIssue] = field(default_factory=list)  # not a document type we read
+    files_failed: list[FileIssue] = field(default_factory=list)  # a document, but it could not be indexed
+    chunks_added: int = 0
+    chunks_deleted: int = 0
+    chunks_total: int = 0
+    seconds: float = 0.0
+    recovered: int = 0  # chunks of an interrupted earlier run that were cleaned up
+
+    @property
+    def files_added(self) -> int:
+        return self.files_new + self.files_changed
+
+    @property
+    def files_indexed(self) -> int:
+        """Files whose current content is in the index after this run."""
+        return self.files_new + self.files_changed + self.files_unchanged + self.files_moved
+
+    def summary(self) -> str:
+        return (
+            f"{self.collection}: files {self.files_new} new, {self.files_changed} changed, "
+            f"{self.files_unchanged} unchanged, {self.files_moved} moved, {self.files_removed} removed, "
+            f"{len(self.files_failed)} failed, {len(self.files_skipped)} skipped; chunks {self.chunks_added} added, "
+            f"{self.chunks_deleted} deleted, {self.chunks_total} in the collection; {self.seconds:.1f}s"
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "collection": self.collection,
+            "files": {
+                "new": self.files_new,
+                "changed": self.files_changed,
+                "unchanged": self.files_unchanged,
+                "moved": self.files_moved,
+                "removed": self.files_removed,
+                "failed": [issue.__dict__ for issue in self.files_failed],
+                "skipped": [issue.__dict__ for issue in self.files_skipped],
+            },
+            "chunks": {"added": self.chunks_added, "deleted": self.chunks_deleted, "total": self.chunks_total},
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass(frozen=True)
+class IngestProgress:
+    files_done: int
+    files_total: int  # files to parse and embed in this run (new and changed)
+    chunks_added: int
+    chunks_per_second: float
+    path: str
