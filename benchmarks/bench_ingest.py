@@ -20,7 +20,7 @@ Measured:
      DocumentIndex.check() consistency.
 
 Ratios only, no absolute claims: the machines are noisy. A one-line JSON summary ends the output.
-Run from the repository root (the full manual takes 10+ minutes on 2 cores):
+Run from the repository root (the full manual takes about 30 minutes on 2 cores):
 
     .venv/bin/python benchmarks/bench_ingest.py [--pages 300]
     .venv/bin/python benchmarks/bench_ingest.py --pages 60        # a quick check
@@ -136,9 +136,19 @@ def main() -> int:
     if len(pages) < EDITS + DELETES:
         parser.error(f"need at least {EDITS + DELETES} pages for the edit/delete step, got {len(pages)}")
 
+    work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    try:
+        return run(args, pages, work)
+    finally:
+        if args.keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, pages: list[Path], work: Path) -> int:
     from assistant import Assistant, Settings
 
-    work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     folder = work / "pages"
     folder.mkdir()
     for p in pages:
@@ -270,11 +280,6 @@ def main() -> int:
         checks_failed=[name for name, ok in checks if not ok],
     )
     print("\n" + json.dumps(summary))
-
-    if args.keep:
-        print(f"kept {work}")
-    else:
-        shutil.rmtree(work, ignore_errors=True)
     return 0 if all(ok for _, ok in checks) else 1
 
 
