@@ -39,7 +39,15 @@ def create_memory_engine(url: str) -> Engine:
         ) from None
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(parsed.database).expanduser().parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigurationError(
+                    "data_dir",
+                    f"cannot create the database folder {str(folder)!r} ({exc.strerror or exc})",
+                    "Point ASSISTANT_DATA_DIR (or ASSISTANT_DATABASE_URL) at a writable folder.",
+                ) from None
         engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine

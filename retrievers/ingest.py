@@ -390,9 +390,10 @@ class Ingestor:
                     IngestProgress(done, len(candidates), report.chunks_added, report.chunks_added / elapsed, path)
                 )
 
+        # A file counts as done once its chunks are written (or it failed), not when parsed.
         for candidate, parsed in self._parsed(candidates):
-            done += 1
             if isinstance(parsed, FileIssue):
+                done += 1
                 report.files_failed.append(parsed)
                 log.warning("not indexed: %s: %s", parsed.path, parsed.reason)
             else:
@@ -400,10 +401,12 @@ class Ingestor:
                 if sum(len(d.fresh_ids) for d in batch) >= self.options.batch_chunks:
                     self._flush(col, chroma, batch, report)
                     self.catalog.renew(col.id, owner, self.options.lock_ttl_s)
+                    done += len(batch)
                     batch = []
             progress(str(candidate.source))
         if batch:
             self._flush(col, chroma, batch, report)
+            done += len(batch)
             progress(batch[-1].source)
 
     def _flush(self, col: CollectionRow, chroma: Collection, batch: list[StagedDocument], report: IngestReport) -> None:

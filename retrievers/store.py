@@ -56,8 +56,15 @@ def connect_chroma(url: str | None, path: Path) -> ClientAPI:
                 "Start it (chroma run) or fix ASSISTANT_CHROMA_URL.",
             ) from exc
         return client
-    path.mkdir(parents=True, exist_ok=True)
-    return chromadb.PersistentClient(path=str(path), settings=settings)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(path=str(path), settings=settings)
+    except Exception as exc:  # chromadb's Rust core raises its own, unexported, error types here
+        raise StoreUnavailableError(
+            f"Chroma store {path}",
+            f"cannot be opened ({type(exc).__name__}: {exc})",
+            "Make ASSISTANT_DATA_DIR a writable folder, or use a Chroma server (ASSISTANT_CHROMA_URL).",
+        ) from exc
 
 
 @cache

@@ -121,3 +121,44 @@ def test_cli_collections_reindex_and_ingest_report(tmp_path: Path) -> None:
     assert run_cli("collections", "delete", "ops", "--yes", data_dir=data).returncode == 0
     gone = run_cli("collections", "describe", "ops", data_dir=data)
     assert gone.returncode == 2 and "does not exist" in gone.stderr
+
+
+def test_one_writer_per_collection(fresh: Assistant, tmp_path: Path) -> None:
+    import socket
+
+    from sqlalchemy import update
+
+    from assistant import CollectionBusyError
+    from retrievers.catalog import collections
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.md").write_text("# A\n\nAlpha valve A1 is blue.\n")
+    fresh.ingest(folder, "docs")
+    (folder / "b.md").write_text("# B\n\nBeta valve B1 is red.\n")
+    catalog = fresh.index.catalog
+
+    def held_by(owner: str, seconds: float) -> None:
+        import time
+
+        with catalog.engine.begin() as conn:
+            conn.execute(update(collections).values(lock_owner=owner, lock_until=time.time() + seconds))
+
+    held_by("build-host-7:4242:abcd1234", 600)  # a live writer on another host
+    with pytest.raises(CollectionBusyError, match=r"'docs' is being written by build-host-7:4242:abcd1234"):
+        fresh.ingest(folder, "docs")
+    held_by("build-host-7:4242:abcd1234", -1)  # its lease expired: taken over
+    assert fresh.ingest(folder, "docs").files_new == 1
+    (folder / "c.md").write_text("# C\n\nGamma valve C1 is green.\n")
+    dead = subprocess_pid_that_exited()
+    held_by(f"{socket.gethostname()}:{dead}:deadbeef", 600)  # killed on this host: taken over at once
+    assert fresh.ingest(folder, "docs").files_new == 1
+
+
+def subprocess_pid_that_exited() -> int:
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid

@@ -112,3 +112,23 @@ def test_cli_chat_streams_and_prints_sources(tmp_path: Path) -> None:
     )
     assert chat.returncode == 0, chat.stderr
     assert "level -1" in chat.stdout and "[1] faq.txt" in chat.stdout
+
+
+def test_data_dir_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the data folder should be")
+    result = run_cli("collections", data_dir=blocker)
+    assert result.returncode == 2, result.stderr
+    assert "not-a-folder" in result.stderr and "ASSISTANT_DATA_DIR" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_malformed_config_file_and_unknown_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "assistant.toml"
+    config.write_text("top_k = = 3\n")
+    monkeypatch.setenv("ASSISTANT_CONFIG", str(config))
+    with pytest.raises(ConfigurationError, match="is not valid TOML"):
+        load_settings()
+    config.write_text("top_kk = 3\n")
+    with pytest.raises(ConfigurationError, match=r"setting 'top_kk': is not a setting"):
+        load_settings()

@@ -163,7 +163,8 @@ def test_progress_events_and_report(fresh: Assistant, tmp_path: Path) -> None:
     folder = write_all_formats(tmp_path / "docs")
     events = []
     report = fresh.ingest(folder, "docs", on_progress=events.append)
-    assert [e.files_done for e in events][:9] == list(range(1, 10)) and {e.files_total for e in events} == {9}
+    done = [e.files_done for e in events]
+    assert done == sorted(done) and done[-1] == 9 and {e.files_total for e in events} == {9}
     assert events[-1].chunks_added == report.chunks_added > 0 and events[-1].chunks_per_second > 0
     assert report.to_dict()["files"]["failed"] == [{"path": "tickets.jsonl", "reason": report.files_failed[0].reason}]
 
