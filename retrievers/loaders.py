@@ -14,6 +14,7 @@ import csv
 import io
 import json
 import re
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,11 +139,26 @@ def _html_parser() -> str:
         return "html.parser"
 
 
-def parse_html(path: Path, data: bytes, options: ParseOptions) -> list[Document]:
-    from bs4 import BeautifulSoup
+_CHROME = re.compile(r"^(nav[\w-]*|breadcrumbs?|sidebar|skip-?links?|site-(header|footer))$", re.IGNORECASE)
 
-    soup = BeautifulSoup(_decode(path, data), _html_parser())
+
+def _is_chrome(tag: Any) -> bool:
+    if tag.get("role") == "navigation":
+        return True
+    return any(_CHROME.match(token) for token in tag.get("class") or [])
+
+
+def parse_html(path: Path, data: bytes, options: ParseOptions) -> list[Document]:
+    from bs4 import BeautifulSoup, XMLParsedAsHTMLWarning
+
+    with warnings.catch_warnings():
+        # XHTML pages (an <?xml?> prolog) are meant to be read as HTML; bs4 warns about it.
+        warnings.simplefilter("ignore", XMLParsedAsHTMLWarning)
+        soup = BeautifulSoup(_decode(path, data), _html_parser())
     for tag in soup(["script", "style", "nav", "header", "footer", "noscript"]):
+        tag.decompose()
+    # Site chrome that is not in <nav>: "Prev Up Next Home" bars, breadcrumbs, sidebars.
+    for tag in soup.find_all(_is_chrome):
         tag.decompose()
     out = _HeadingSections()
     root = soup.body or soup

@@ -50,7 +50,8 @@ def write_all_formats(folder: Path) -> Path:
         "Leave Policy\n============\n\nHoliday\n-------\n\nStaff get 27 days of paid holiday per year.\n"
     )
     (folder / "page.html").write_text(
-        "<html><body><h1>Support</h1><h2>Hotline</h2><p>The hotline number is 0800 555 0199.</p></body></html>"
+        "<?xml version='1.0'?><html><body><div class=\"navheader\">Prev Up Home Next</div>"
+        "<h1>Support</h1><h2>Hotline</h2><p>The hotline number is 0800 555 0199.</p></body></html>"
     )
     write_pdf(folder / "specs.pdf", ["The K9 compressor weighs 38 kg.", "Its noise level is 52 dB."])
     write_docx(folder / "pump.docx")
