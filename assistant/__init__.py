@@ -24,11 +24,13 @@ if TYPE_CHECKING:
         ConfigurationError,
         EmbedderMismatchError,
         InputFileError,
+        InvalidInputError,
         InvalidQuestionError,
         ModelUnavailableError,
         RuntimeFailure,
         StoreUnavailableError,
         UnknownCollectionError,
+        UnknownFactError,
         UnknownSessionError,
         UserError,
     )
@@ -36,7 +38,8 @@ if TYPE_CHECKING:
     from assistant.llamacpp import ChatLlamaCpp
     from assistant.settings import Settings, load_settings
     from chains.reply import Reply, ReplyChunk, Source
-    from memory.store import SessionInfo, StoredMessage
+    from memory.facts import Fact
+    from memory.store import SessionInfo, StoredMessage, StoredSummary, UserDeletion
     from retrievers.catalog import CollectionInfo
     from retrievers.embedder import EmbedderSpec
     from retrievers.index import ReindexReport
@@ -51,8 +54,11 @@ _WHERE = {
     "Reply": "chains.reply",
     "ReplyChunk": "chains.reply",
     "Source": "chains.reply",
+    "Fact": "memory.facts",
     "SessionInfo": "memory.store",
     "StoredMessage": "memory.store",
+    "StoredSummary": "memory.store",
+    "UserDeletion": "memory.store",
     "CollectionInfo": "retrievers.catalog",
     "EmbedderSpec": "retrievers.embedder",
     "ReindexReport": "retrievers.index",
@@ -67,11 +73,13 @@ _WHERE = {
             "ConfigurationError",
             "EmbedderMismatchError",
             "InputFileError",
+            "InvalidInputError",
             "InvalidQuestionError",
             "ModelUnavailableError",
             "RuntimeFailure",
             "StoreUnavailableError",
             "UnknownCollectionError",
+            "UnknownFactError",
             "UnknownSessionError",
             "UserError",
         ],
@@ -89,10 +97,12 @@ __all__ = [
     "ConfigurationError",
     "EmbedderMismatchError",
     "EmbedderSpec",
+    "Fact",
     "FileIssue",
     "IngestProgress",
     "IngestReport",
     "InputFileError",
+    "InvalidInputError",
     "InvalidQuestionError",
     "ModelUnavailableError",
     "ReindexReport",
@@ -104,8 +114,11 @@ __all__ = [
     "Source",
     "StoreUnavailableError",
     "StoredMessage",
+    "StoredSummary",
     "UnknownCollectionError",
+    "UnknownFactError",
     "UnknownSessionError",
+    "UserDeletion",
     "UserError",
     "build_assistant",
     "load_settings",

@@ -1,7 +1,7 @@
 """The `assistant` command: parse arguments, load settings, call the library.
 
-Our errors become one message and an exit code here, in one place: 2 for a user
-error (fix the input or a setting), 1 for a runtime failure (a model or a store).
+Documents and questions are here; conversations, user memory and the database
+schema are in cli_memory. Errors become exit codes in cli_support.
 """
 
 from __future__ import annotations
@@ -10,35 +10,14 @@ import json
 import logging
 import sys
 from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-from assistant.errors import AssistantError, UserError
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _errors_to_exit(func: F) -> F:
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except AssistantError as exc:
-            click.secho(f"error: {exc}", fg="red", err=True)
-            sys.exit(2 if isinstance(exc, UserError) else 1)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _assistant(ctx: click.Context) -> Any:
-    from assistant.factory import build_assistant
-    from assistant.settings import load_settings
-
-    overrides = {k: v for k, v in ctx.obj.items() if v is not None}
-    return build_assistant(load_settings(**overrides))
+from assistant.cli_memory import db, memory, sessions, users
+from assistant.cli_support import F, assistant_from, errors_to_exit
+from assistant.errors import UserError
 
 
 @click.group()
@@ -92,7 +71,7 @@ def _follow(progress: Any) -> Callable[[Any], None]:
 @click.option("--strict", is_flag=True, help="Exit non-zero if any file could not be indexed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
-@_errors_to_exit
+@errors_to_exit
 def ingest(ctx: click.Context, path: Path, collection: str | None, strict: bool, as_json: bool) -> None:
     """Bring a collection in step with PATH (a file or a folder).
 
@@ -101,7 +80,7 @@ def ingest(ctx: click.Context, path: Path, collection: str | None, strict: bool,
     reason; the exit code is 2 only when nothing could be indexed (or, with --strict,
     when anything failed).
     """
-    bot = _assistant(ctx)
+    bot = assistant_from(ctx)
     with _progress_bar("ingesting") as progress:
         report = bot.ingest(path, collection, on_progress=_follow(progress))
     if as_json:
@@ -124,7 +103,7 @@ def ingest(ctx: click.Context, path: Path, collection: str | None, strict: bool,
 @click.option("--embedder", "model", help="Model directory (default: the embedding_model setting, or the bundled one).")
 @click.option("--backend", type=click.Choice(["onnx-int8", "torch"]), help="Embedder backend (default: the setting).")
 @click.pass_context
-@_errors_to_exit
+@errors_to_exit
 def reindex(ctx: click.Context, collection: str, model: str | None, backend: str | None) -> None:
     """Re-embed COLLECTION with another embedder, beside the old index, then switch.
 
@@ -132,7 +111,7 @@ def reindex(ctx: click.Context, collection: str, model: str | None, backend: str
     """
     from retrievers.embedder import EmbedderSpec
 
-    bot = _assistant(ctx)
+    bot = assistant_from(ctx)
     default = bot.settings.embedder_spec
     spec = EmbedderSpec(model or default.model, backend or default.backend)
     with _progress_bar("reindexing") as progress:
@@ -172,12 +151,12 @@ def turn_options(func: F) -> F:
 @turn_options
 @click.option("--json", "as_json", is_flag=True, help="Print the whole reply as JSON.")
 @click.pass_context
-@_errors_to_exit
+@errors_to_exit
 def ask(
     ctx: click.Context, question: str, collection: str | None, user_id: str, session_id: str, as_json: bool
 ) -> None:
     """Ask one question."""
-    reply = _assistant(ctx).ask(question, user_id=user_id, session_id=session_id, collection=collection)
+    reply = assistant_from(ctx).ask(question, user_id=user_id, session_id=session_id, collection=collection)
     if as_json:
         click.echo(json.dumps(reply.to_dict(), indent=2, default=str))
     else:
@@ -187,10 +166,10 @@ def ask(
 @cli.command()
 @turn_options
 @click.pass_context
-@_errors_to_exit
+@errors_to_exit
 def chat(ctx: click.Context, collection: str | None, user_id: str, session_id: str) -> None:
     """Chat in the terminal; answers stream as they are generated. Ctrl-D quits."""
-    bot = _assistant(ctx)
+    bot = assistant_from(ctx)
     click.secho("Ask about your documents (Ctrl-D to quit).", dim=True)
     while True:
         try:
@@ -209,44 +188,6 @@ def chat(ctx: click.Context, collection: str | None, user_id: str, session_id: s
             click.secho(f"\nerror: {exc}", fg="red", err=True)
 
 
-@cli.group()
-def sessions() -> None:
-    """List, show and delete conversations."""
-
-
-@sessions.command("list")
-@click.option("--user", "user_id", help="Only this user's sessions.")
-@click.pass_context
-@_errors_to_exit
-def sessions_list(ctx: click.Context, user_id: str | None) -> None:
-    for info in _assistant(ctx).sessions(user_id):
-        click.echo(
-            f"{info.user_id}\t{info.session_id}\t{info.message_count} messages\t"
-            f"{info.updated_at:%Y-%m-%d %H:%M}\t{info.title[:60]}"
-        )
-
-
-@sessions.command("show")
-@click.argument("session_id")
-@click.option("--user", "user_id", default="default", show_default=True)
-@click.pass_context
-@_errors_to_exit
-def sessions_show(ctx: click.Context, session_id: str, user_id: str) -> None:
-    for message in _assistant(ctx).history(user_id, session_id):
-        route = f" [{message.route}]" if message.route else ""
-        click.echo(f"{message.seq:>4} {message.role}{route}: {message.content}")
-
-
-@sessions.command("delete")
-@click.argument("session_id")
-@click.option("--user", "user_id", default="default", show_default=True)
-@click.pass_context
-@_errors_to_exit
-def sessions_delete(ctx: click.Context, session_id: str, user_id: str) -> None:
-    _assistant(ctx).delete_session(user_id, session_id)
-    click.echo(f"deleted session {session_id!r} of user {user_id!r}")
-
-
 @cli.group(invoke_without_command=True)
 @click.pass_context
 def collections(ctx: click.Context) -> None:
@@ -257,9 +198,9 @@ def collections(ctx: click.Context) -> None:
 
 @collections.command("list")
 @click.pass_context
-@_errors_to_exit
+@errors_to_exit
 def collections_list(ctx: click.Context) -> None:
-    bot = _assistant(ctx)
+    bot = assistant_from(ctx)
     for name in bot.collections():
         info = bot.describe_collection(name)
         click.echo(f"{name}\t{info.documents} documents\t{info.chunks} chunks\t{info.embedder}")
@@ -270,11 +211,11 @@ def collections_list(ctx: click.Context) -> None:
 @click.option("--embedder", "model", help="Model directory (default: the embedding_model setting).")
 @click.option("--backend", type=click.Choice(["onnx-int8", "torch"]), help="Embedder backend.")
 @click.pass_context
-@_errors_to_exit
+@errors_to_exit
 def collections_create(ctx: click.Context, name: str, model: str | None, backend: str | None) -> None:
     from retrievers.embedder import EmbedderSpec
 
-    bot = _assistant(ctx)
+    bot = assistant_from(ctx)
     default = bot.settings.embedder_spec
     info = bot.create_collection(name, EmbedderSpec(model or default.model, backend or default.backend))
     click.echo(f"created {info.name} (embedder {info.embedder}, dimension {info.dimension})")
@@ -284,9 +225,9 @@ def collections_create(ctx: click.Context, name: str, model: str | None, backend
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-@_errors_to_exit
+@errors_to_exit
 def collections_describe(ctx: click.Context, name: str, as_json: bool) -> None:
-    info = _assistant(ctx).describe_collection(name)
+    info = assistant_from(ctx).describe_collection(name)
     fields = {
         "name": info.name,
         "documents": info.documents,
@@ -309,10 +250,10 @@ def collections_describe(ctx: click.Context, name: str, as_json: bool) -> None:
 @collections.command("check")
 @click.argument("name")
 @click.pass_context
-@_errors_to_exit
+@errors_to_exit
 def collections_check(ctx: click.Context, name: str) -> None:
     """Compare the SQL catalog with the vector store, chunk by chunk."""
-    check = _assistant(ctx).index.check(name)
+    check = assistant_from(ctx).index.check(name)
     click.echo(
         f"{name}: {check.live} chunks; {len(check.missing_in_chroma)} missing in Chroma, "
         f"{len(check.orphans_in_chroma)} orphans in Chroma, {len(check.unfinished_in_sql)} unfinished in SQL"
@@ -326,14 +267,18 @@ def collections_check(ctx: click.Context, name: str) -> None:
 @click.argument("name")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_context
-@_errors_to_exit
+@errors_to_exit
 def collections_delete(ctx: click.Context, name: str, yes: bool) -> None:
-    bot = _assistant(ctx)
+    bot = assistant_from(ctx)
     info = bot.describe_collection(name)
     if not yes:
         click.confirm(f"delete {name} ({info.documents} documents, {info.chunks} chunks)?", abort=True)
     bot.delete_collection(name)
     click.echo(f"deleted collection {name}")
+
+
+for _group in (sessions, memory, users, db):
+    cli.add_command(_group)
 
 
 def main() -> None:

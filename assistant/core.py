@@ -8,18 +8,23 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.document_loaders import BaseLoader
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
 
 from assistant.settings import Settings
+from chains.facts import FactExtractor
+from chains.history import ConversationRecall
 from chains.pipeline import AnswerPipeline
 from chains.prompt import PromptBudget, PromptBuilder
 from chains.reply import Reply, ReplyChunk
 from chains.route import RoutePolicy
-from memory.store import SessionInfo, SQLMemory, StoredMessage
+from chains.summarize import Summarizer
+from memory.facts import Fact
+from memory.store import SessionInfo, SQLMemory, StoredMessage, StoredSummary, UserDeletion
+from memory.transfer import export_session, import_session
 from retrievers.catalog import CollectionInfo
 from retrievers.embedder import EmbedderSpec
 from retrievers.index import DocumentIndex, ReindexReport
@@ -54,11 +59,29 @@ class Assistant:
         self.settings = settings
         self.fallback = fallback
         count_llm_tokens: Callable[[str], int] = getattr(llm, "count_tokens", _approximate_tokens)
+        summarizer = (
+            Summarizer(
+                llm if settings.history_summary == "model" else None,
+                count_llm_tokens,
+                max_tokens=settings.summary_token_budget,
+            )
+            if settings.history_summary != "off"
+            else None
+        )
         self.pipeline = AnswerPipeline(
             llm=llm,
             count_tokens=count_llm_tokens,
             retriever=self.retriever,
             memory=memory,
+            recall=ConversationRecall(
+                memory,
+                recent_messages=settings.history_turns,
+                summarizer=summarizer,
+                count_tokens=count_llm_tokens,
+                recall_facts=settings.remember_facts,
+                fact_min_similarity=settings.fact_min_similarity,
+            ),
+            facts=FactExtractor.for_model(llm) if settings.remember_facts else None,
             policy=RoutePolicy(
                 min_relevance=settings.min_relevance,
                 min_mean_logprob=settings.min_mean_logprob,
@@ -71,9 +94,10 @@ class Assistant:
                     answer_tokens=settings.llm_max_answer_tokens,
                     history_tokens=settings.history_token_budget,
                     passage_tokens=settings.passage_token_budget,
+                    summary_tokens=settings.summary_token_budget,
+                    facts_tokens=settings.facts_token_budget,
                 ),
             ),
-            history_messages=settings.history_turns,
             fallback=fallback,
         )
 
@@ -165,6 +189,44 @@ class Assistant:
 
     def delete_session(self, user_id: str, session_id: str) -> None:
         self.memory.delete_session(user_id, session_id)
+
+    def summaries(self, user_id: str, session_id: str) -> list[StoredSummary]:
+        """The rolling summaries written as the session's older turns left the prompt."""
+        return self.memory.summaries(user_id, session_id)
+
+    def export_session(self, user_id: str, session_id: str) -> dict[str, Any]:
+        """The whole session as a JSON-ready dict (messages with all their fields, summaries)."""
+        return export_session(self.memory, user_id, session_id)
+
+    def import_session(
+        self, document: Mapping[str, Any], *, user_id: str | None = None, session_id: str | None = None
+    ) -> tuple[str, str]:
+        """Store an exported session, optionally under another user or id; returns (user_id, session_id)."""
+        return import_session(self.memory, dict(document), user_id=user_id, session_id=session_id)
+
+    def delete_user(self, user_id: str) -> UserDeletion:
+        """Delete a user and everything of theirs: sessions, messages, summaries and facts."""
+        return self.memory.delete_user(user_id)
+
+    # What users told us about themselves ---------------------------------------------------
+
+    def facts(self, user_id: str) -> list[Fact]:
+        """Facts and preferences remembered about a user, most recent first."""
+        return self.memory.facts.list(user_id)
+
+    def remember(self, user_id: str, text: str, *, kind: str = "fact") -> Fact:
+        """Store a fact ("runs the billing database") or a preference ("answer briefly") yourself."""
+        return self.memory.facts.add(user_id, kind, text)
+
+    def edit_fact(self, user_id: str, fact_id: int, text: str | None = None, *, kind: str | None = None) -> Fact:
+        return self.memory.facts.edit(user_id, fact_id, text, kind)
+
+    def forget(self, user_id: str, fact_id: int | None = None) -> int:
+        """Forget one fact, or all of a user's facts when no id is given; returns how many."""
+        if fact_id is None:
+            return self.memory.facts.forget_all(user_id)
+        self.memory.facts.forget(user_id, fact_id)
+        return 1
 
     def _collection(self, name: str | None) -> str:
         return check_collection_name(name or self.settings.default_collection)

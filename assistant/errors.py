@@ -6,9 +6,11 @@ AssistantError
  │    ├── InputFileError          a document cannot be read or is not supported
  │    ├── UnknownCollectionError  a collection that was never ingested
  │    ├── UnknownSessionError     a session or user that does not exist
+ │    ├── UnknownFactError        a remembered fact that does not exist (for that user)
  │    ├── EmbedderMismatchError   a collection queried with another embedder
  │    ├── CollectionExistsError   creating a collection that already exists
- │    └── InvalidQuestionError    an empty or oversized question
+ │    └── InvalidInputError       an empty, oversized or malformed value (names it)
+ │         └── InvalidQuestionError   an empty or oversized question
  └── RuntimeFailure               something outside the caller's code failed
       ├── ModelUnavailableError   a GGUF file or a fallback endpoint cannot be used
       ├── StoreUnavailableError   the SQL database or Chroma cannot be reached
@@ -27,11 +29,13 @@ __all__ = [
     "ConfigurationError",
     "EmbedderMismatchError",
     "InputFileError",
+    "InvalidInputError",
     "InvalidQuestionError",
     "ModelUnavailableError",
     "RuntimeFailure",
     "StoreUnavailableError",
     "UnknownCollectionError",
+    "UnknownFactError",
     "UnknownSessionError",
     "UserError",
 ]
@@ -83,6 +87,15 @@ class UnknownSessionError(UserError):
         super().__init__(f"{what} does not exist. List them with: assistant sessions list")
 
 
+class UnknownFactError(UserError):
+    def __init__(self, user_id: str, fact_id: int) -> None:
+        self.user_id = user_id
+        self.fact_id = fact_id
+        super().__init__(
+            f"fact {fact_id} of user {user_id!r} does not exist. List them with: assistant memory list --user {user_id}"
+        )
+
+
 class EmbedderMismatchError(UserError):
     def __init__(self, collection: str, stored: str, current: str) -> None:
         self.collection = collection
@@ -104,10 +117,19 @@ class CollectionExistsError(UserError):
         )
 
 
-class InvalidQuestionError(UserError):
+class InvalidInputError(UserError):
+    def __init__(self, what: str, problem: str, fix: str = "") -> None:
+        self.what = what
+        self.problem = problem
+        self.fix = fix
+        super().__init__(f"{what}: {problem}." + (f" {fix}" if fix else ""))
+
+
+class InvalidQuestionError(InvalidInputError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
-        super().__init__(reason)
+        self.what, self.problem, self.fix = "question", reason, ""
+        UserError.__init__(self, reason)
 
 
 class ModelUnavailableError(RuntimeFailure):

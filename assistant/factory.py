@@ -90,6 +90,12 @@ def build_document_index(settings: Settings, engine: Engine, *, embeddings: Embe
     )
 
 
+def build_memory(settings: Settings | None = None) -> SQLMemory:
+    """The conversation store alone (for commands that need no model)."""
+    settings = settings or load_settings()
+    return SQLMemory(create_memory_engine(settings.resolved_database_url))
+
+
 def build_assistant(
     settings: Settings | None = None,
     *,

@@ -13,6 +13,7 @@ The GGUF file loads on first use, not at construction.
 from __future__ import annotations
 
 import importlib.util
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -125,6 +126,23 @@ class ChatLlamaCpp(BaseChatModel):
 
     def get_num_tokens(self, text: str) -> int:
         return self.count_tokens(text)
+
+    def generate_json(self, messages: list[BaseMessage], schema: dict[str, Any], max_tokens: int = 160) -> Any:
+        """The model's answer decoded under a grammar made from a JSON schema.
+
+        The grammar only lets the model emit text that fits the schema, so even a 135M
+        model produces parseable output; None when it ran out of tokens before closing it.
+        """
+        from llama_cpp import LlamaGrammar
+
+        grammar = LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+        result = self.invoke(messages, max_tokens=max_tokens, grammar=grammar)
+        if result.response_metadata.get("finish_reason") == "length":
+            return None
+        try:
+            return json.loads(result.text)
+        except json.JSONDecodeError:
+            return None
 
     def _request(self, messages: list[BaseMessage], stop: list[str] | None, **kwargs: Any) -> dict[str, Any]:
         payload = [{"role": _ROLES.get(m.type, "user"), "content": m.text} for m in messages]

@@ -101,6 +101,23 @@ class Settings(BaseSettings):
         700, ge=64, description="Tokens of the local model's context given to retrieved passages."
     )
 
+    # Memory ----------------------------------------------------------------------------
+    history_summary: Literal["model", "extractive", "off"] = Field(
+        "model",
+        description="How turns that leave the history window are summarised: by the local model (checked, "
+        "with the extractive summary as its fallback), extractive (the questions asked), or off.",
+    )
+    summary_token_budget: int = Field(120, ge=0, description="Tokens of the prompt given to the rolling summary.")
+    remember_facts: bool = Field(
+        True,
+        description="Learn facts and preferences users state about themselves (grammar-constrained JSON from "
+        "the local llama.cpp model) and recall them in later sessions.",
+    )
+    facts_token_budget: int = Field(80, ge=0, description="Tokens of the prompt given to what is known about the user.")
+    fact_min_similarity: float = Field(
+        0.3, ge=-1.0, le=1.0, description="Cosine similarity a fact needs to the question to be recalled."
+    )
+
     # Routing -------------------------------------------------------------------------
     min_relevance: float = Field(
         0.33,

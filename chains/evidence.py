@@ -8,6 +8,7 @@ under every answer so a reader can check the claim.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from langchain_core.embeddings import Embeddings
@@ -15,7 +16,7 @@ from langchain_core.embeddings import Embeddings
 from chains.words import content_words, sentences
 from retrievers.passage import Passage
 
-__all__ = ["Evidence", "select_evidence"]
+__all__ = ["Evidence", "cosine", "select_evidence"]
 
 LEXICAL_WEIGHT = 0.3
 
@@ -27,7 +28,7 @@ class Evidence:
     score: float
 
 
-def _cosine(a: list[float], b: list[float]) -> float:
+def cosine(a: Sequence[float], b: Sequence[float]) -> float:
     dot = sum(x * y for x, y in zip(a, b, strict=True))
     norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
     return dot / norm if norm else 0.0
@@ -46,6 +47,6 @@ def select_evidence(
     scored = []
     for (sentence, passage), vector in zip(candidates, vectors[1:], strict=True):
         overlap = len(wanted & set(content_words(sentence))) / len(wanted) if wanted else 0.0
-        scored.append(Evidence(sentence, passage, _cosine(query, vector) + LEXICAL_WEIGHT * overlap))
+        scored.append(Evidence(sentence, passage, cosine(query, vector) + LEXICAL_WEIGHT * overlap))
     scored.sort(key=lambda e: e.score, reverse=True)
     return scored[:limit]

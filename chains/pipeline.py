@@ -1,4 +1,4 @@
-"""One conversational turn: condense → retrieve → route → prompt → generate → cite → remember.
+"""One conversational turn: recall → condense → retrieve → route → prompt → generate → cite → remember → learn.
 
 `turn()` is a generator of ReplyChunks (text as it is produced, then the Reply), so
 `ask` and `stream` share one code path. When a large model is configured the local
@@ -11,27 +11,44 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Generator, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessageChunk, BaseMessage
 
 from assistant.errors import InvalidQuestionError
-from chains.condense import Condenser
+from chains.condense import Condensed, Condenser
 from chains.evidence import Evidence, select_evidence
+from chains.facts import FactExtractor
 from chains.fallback import fallback_errors, fallback_messages
-from chains.prompt import PromptBuilder
+from chains.history import ConversationRecall
+from chains.prompt import BuiltPrompt, PromptBuilder
 from chains.reply import Reply, ReplyChunk, Source
 from chains.route import Decision, RoutePolicy, confidence_signals
-from memory.store import NewMessage, SQLMemory, StoredMessage, check_id
+from memory.store import NewMessage, SQLMemory, StoredMessage, TurnIds, check_id
 from retrievers.passage import Passage
 from retrievers.retriever import PassageRetriever
 
-__all__ = ["MAX_QUESTION_CHARS", "AnswerPipeline"]
+__all__ = ["MAX_QUESTION_CHARS", "AnswerPipeline", "Prepared"]
 
 log = logging.getLogger(__name__)
 MAX_QUESTION_CHARS = 4000
+
+
+@dataclass
+class Prepared:
+    """A turn up to its prompt; `prompt` is None when the router decided before generation."""
+
+    clock: _Clock
+    condensed: Condensed
+    passages: list[Passage]
+    relevant: list[Passage]
+    history: list[StoredMessage]
+    signals: dict[str, Any]
+    decision: Decision | None = None
+    evidence: list[Evidence] = field(default_factory=list)
+    prompt: BuiltPrompt | None = None
 
 
 @dataclass
@@ -51,18 +68,20 @@ class AnswerPipeline:
         count_tokens: Callable[[str], int],
         retriever: Callable[[str], PassageRetriever],
         memory: SQLMemory,
+        recall: ConversationRecall,
         policy: RoutePolicy,
         prompt: PromptBuilder,
-        history_messages: int,
+        facts: FactExtractor | None = None,
         fallback: BaseChatModel | None = None,
     ) -> None:
         self.llm = llm
         self.count_tokens = count_tokens
         self.retriever = retriever
         self.memory = memory
+        self.recall = recall
         self.policy = policy
         self.prompt = prompt
-        self.history_messages = history_messages
+        self.facts = facts
         self.fallback = fallback
         self.condenser = Condenser(llm)
 
@@ -78,13 +97,19 @@ class AnswerPipeline:
                 yield chunk
                 continue
             reply = replace(chunk.reply, answer="".join(shown))
-            self._remember(user_id, session_id, reply)
+            ids = self._remember(user_id, session_id, reply)
+            reply = replace(reply, remembered=self._learn(user_id, reply.question, ids.question_id))
             yield ReplyChunk("", reply)
 
-    def _turn(self, question: str, user_id: str, session_id: str, collection: str) -> Iterator[ReplyChunk]:
+    def prepare(self, question: str, *, user_id: str, session_id: str, collection: str) -> Prepared:
+        """Everything before generation: recall, condense, retrieve, evidence, prompt."""
+        check_id("user_id", user_id)
+        check_id("session_id", session_id)
+        question = _check_question(question)
         clock = _Clock()
         retriever = self.retriever(collection)  # unknown collection fails before any work
-        history = self.memory.recent_messages(user_id, session_id, self.history_messages)
+        history, summary = self.recall.history(user_id, session_id)
+        clock.lap("recall_ms")
         previous = [str(m.signals.get("standalone_question") or m.content) for m in history if m.role == "user"]
         condensed = self.condenser.condense(question, previous)
         clock.lap("condense_ms")
@@ -92,24 +117,36 @@ class AnswerPipeline:
         passages = retriever.search(condensed.question)
         signals: dict[str, Any] = {**self.policy.retrieval_signals(passages), "condensed_by": condensed.method}
         clock.lap("retrieve_ms")
-
-        decision = self.policy.before_generation(passages)
         relevant = [p for p in passages if p.score >= self.policy.min_relevance]
-        evidence: list[Evidence] = []
-        generated: _Generated | None = None
-        if decision is None:
-            evidence = select_evidence(condensed.question, relevant, retriever.embeddings)
-            built = self.prompt.build(condensed.question, relevant, evidence, history)
-            relevant = built.passages
+        prepared = Prepared(clock, condensed, passages, relevant, history, signals)
+        prepared.decision = self.policy.before_generation(passages)
+        if prepared.decision is None:
+            facts = self.recall.facts(user_id, condensed.question, retriever.embeddings)
+            prepared.evidence = select_evidence(condensed.question, relevant, retriever.embeddings)
+            prepared.prompt = self.prompt.build(
+                condensed.question, relevant, prepared.evidence, history, summary=summary, facts=facts
+            )
+            prepared.relevant = prepared.prompt.passages
+            signals["facts_recalled"] = len(facts)
             clock.lap("prompt_ms")
+        return prepared
+
+    def _turn(self, question: str, user_id: str, session_id: str, collection: str) -> Iterator[ReplyChunk]:
+        prepared = self.prepare(question, user_id=user_id, session_id=session_id, collection=collection)
+        clock, condensed, passages, history = prepared.clock, prepared.condensed, prepared.passages, prepared.history
+        signals, relevant, evidence = prepared.signals, prepared.relevant, prepared.evidence
+        decision = prepared.decision
+        generated: _Generated | None = None
+        if prepared.prompt is not None:
             live = self.fallback is None
             # A small model's first paragraph is its answer; what follows is mostly rambling.
-            generated = yield from self._generate(self.llm, built.messages, stream=live, stop=["\n\n"])
+            generated = yield from self._generate(self.llm, prepared.prompt.messages, stream=live, stop=["\n\n"])
             clock.lap("generate_ms")
             signals.update(confidence_signals(generated.logprobs))
             decision = self.policy.after_generation(signals)
             if decision.route == "local" and not live:
                 yield ReplyChunk(generated.text)
+        assert decision is not None
 
         if decision.route == "fallback":
             assert self.fallback is not None
@@ -194,7 +231,16 @@ class AnswerPipeline:
             yield ReplyChunk(draft.text)
             return Decision("local", f"{failure}; kept the local answer", low_confidence=True), draft
 
-    def _remember(self, user_id: str, session_id: str, reply: Reply) -> None:
+    def _learn(self, user_id: str, message: str, message_id: int) -> list[str]:
+        """Store what the user said about themselves in this message; the facts' texts."""
+        if self.facts is None:
+            return []
+        learned = self.facts.extract(message)
+        for fact in learned:
+            self.memory.facts.add(user_id, fact.kind, fact.text, quote=message, source_message_id=message_id)
+        return [f.text for f in learned]
+
+    def _remember(self, user_id: str, session_id: str, reply: Reply) -> TurnIds:
         question = NewMessage(
             role="user",
             content=reply.question,
@@ -211,7 +257,7 @@ class AnswerPipeline:
             sources=[s.to_dict() for s in reply.sources],
             signals={**reply.signals, "low_confidence": reply.low_confidence, **reply.timings},
         )
-        self.memory.add_turn(user_id, session_id, question, answer)
+        return self.memory.add_turn(user_id, session_id, question, answer)
 
 
 class _Clock:

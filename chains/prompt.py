@@ -1,9 +1,11 @@
 """Assemble the local model's prompt inside its context window.
 
 Order, for a small model: a short instruction, the key sentences, the passages
-(numbered, titled by file and heading), then recent turns and the question. Each
-part has a token budget; passages are cut at sentence ends and the oldest turns go
-first, so the prompt plus the answer always fit the window.
+(numbered, titled by file and heading), what is known about the user, the summary
+of older turns, then recent turns and the question. Each part has a token budget
+and they are filled in that order of priority: passages are cut at sentence ends,
+facts and summary are cut whole, and the oldest turns go first, so the prompt plus
+the answer always fit the window.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from assistant.errors import InvalidQuestionError
 from chains.evidence import Evidence
 from chains.words import sentences
+from memory.facts import Fact
 from memory.store import StoredMessage
 from retrievers.passage import Passage
 
@@ -41,6 +44,8 @@ class PromptBudget:
     answer_tokens: int
     history_tokens: int
     passage_tokens: int
+    summary_tokens: int = 120
+    facts_tokens: int = 80
 
 
 class PromptBuilder:
@@ -55,6 +60,9 @@ class PromptBuilder:
         evidence: Sequence[Evidence],
         history: Sequence[StoredMessage],
         system: str = LOCAL_SYSTEM,
+        *,
+        summary: str = "",
+        facts: Sequence[Fact] = (),
     ) -> BuiltPrompt:
         fixed = self.count(system) + self.count(question) + 3 * _PER_MESSAGE + 16
         room = self.budget.context_tokens - self.budget.answer_tokens - fixed
@@ -64,10 +72,10 @@ class PromptBuilder:
                 f"{self.budget.context_tokens}-token context; shorten it"
             )
         passage_room = min(self.budget.passage_tokens, room)
-        facts = "\n".join(f"- {e.sentence}" for e in evidence)
+        key_facts = "\n".join(f"- {e.sentence}" for e in evidence)
         used: list[Passage] = []
         blocks: list[str] = []
-        spent = self.count(facts) + 8 if facts else 0
+        spent = self.count(key_facts) + 8 if key_facts else 0
         for number, passage in enumerate(passages, start=1):
             block = self._fit(f"[{number}] {passage.title}\n{passage.text}", passage_room - spent)
             if block is None:
@@ -75,9 +83,15 @@ class PromptBuilder:
             blocks.append(block)
             used.append(passage)
             spent += self.count(block)
-        context = (f"Key facts:\n{facts}\n\n" if facts else "") + "Documents:\n" + "\n\n".join(blocks)
+        context = (f"Key facts:\n{key_facts}\n\n" if key_facts else "") + "Documents:\n" + "\n\n".join(blocks)
+        about = self._about_user(facts, min(self.budget.facts_tokens, room - spent))
+        spent += self.count(about) if about else 0
+        earlier = self._fit(f"Earlier in this conversation: {summary}", min(self.budget.summary_tokens, room - spent))
+        if summary and earlier:
+            about += f"\n\n{earlier}"
+            spent += self.count(earlier)
         turns = self._history(history, min(self.budget.history_tokens, room - spent))
-        messages: list[BaseMessage] = [SystemMessage(f"{system}\n\n{context}"), *turns, HumanMessage(question)]
+        messages: list[BaseMessage] = [SystemMessage(f"{system}\n\n{context}{about}"), *turns, HumanMessage(question)]
         tokens = sum(self.count(m.text) + _PER_MESSAGE for m in messages)
         return BuiltPrompt(messages, used, tokens)
 
@@ -93,6 +107,16 @@ class PromptBuilder:
                 break
             kept.append(sentence)
         return " ".join(kept) if len(kept) > 1 else None
+
+    def _about_user(self, facts: Sequence[Fact], room: int) -> str:
+        """'About the user' lines, whole facts only, within `room` tokens."""
+        text = ""
+        for fact in facts:
+            candidate = (text or "\n\nAbout the user:") + f"\n- {fact.content}"
+            if self.count(candidate) > room:
+                break
+            text = candidate
+        return text
 
     def _history(self, history: Sequence[StoredMessage], room: int) -> list[BaseMessage]:
         picked: list[BaseMessage] = []

@@ -40,6 +40,7 @@ class Reply:
     signals: dict[str, float | int | bool | None] = field(default_factory=dict)
     usage: dict[str, int] = field(default_factory=dict)  # prompt_tokens, completion_tokens
     timings: dict[str, float] = field(default_factory=dict)  # milliseconds per stage
+    remembered: list[str] = field(default_factory=list)  # facts about the user learned from this question
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

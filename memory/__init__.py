@@ -1,9 +1,20 @@
-"""Conversations in SQL: users, sessions and messages through SQLAlchemy 2.0.
+"""Conversations in SQL: users, sessions, messages, rolling summaries and user facts.
 
-Imports SQLAlchemy and the project's errors; never `chains` or `retrievers`.
+Imports SQLAlchemy, Alembic and the project's errors; never `chains` or `retrievers`.
 """
 
 from memory.engine import create_memory_engine
-from memory.store import NewMessage, SessionInfo, SQLMemory, StoredMessage
+from memory.facts import Fact, FactStore
+from memory.store import HistoryWindow, NewMessage, SessionInfo, SQLMemory, StoredMessage, StoredSummary
 
-__all__ = ["NewMessage", "SQLMemory", "SessionInfo", "StoredMessage", "create_memory_engine"]
+__all__ = [
+    "Fact",
+    "FactStore",
+    "HistoryWindow",
+    "NewMessage",
+    "SQLMemory",
+    "SessionInfo",
+    "StoredMessage",
+    "StoredSummary",
+    "create_memory_engine",
+]

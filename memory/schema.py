@@ -1,7 +1,9 @@
-"""The memory schema: users own sessions, sessions own ordered messages.
+"""The memory tables as ORM classes: users own sessions and facts, sessions own
+ordered messages and rolling summaries.
 
 Sessions are named by the caller, per user: two users may both have a session
-"s1" and still never share a row.
+"s1" and still never share a row. The tables are created and changed only by the
+Alembic revisions in memory/migrations; a test checks the two agree.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-__all__ = ["Base", "ChatSession", "Message", "User"]
+__all__ = ["Base", "ChatSession", "Message", "SessionSummary", "User", "UserFact"]
 
 
 def utcnow() -> datetime:
@@ -31,6 +33,7 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     sessions: Mapped[list[ChatSession]] = relationship(back_populates="user", cascade="all, delete-orphan")
+    facts: Mapped[list[UserFact]] = relationship(back_populates="user", cascade="all, delete-orphan")
 
 
 class ChatSession(Base):
@@ -48,6 +51,7 @@ class ChatSession(Base):
     messages: Mapped[list[Message]] = relationship(
         back_populates="session", cascade="all, delete-orphan", order_by="Message.seq"
     )
+    summaries: Mapped[list[SessionSummary]] = relationship(back_populates="session", cascade="all, delete-orphan")
 
 
 class Message(Base):
@@ -68,3 +72,37 @@ class Message(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     session: Mapped[ChatSession] = relationship(back_populates="messages")
+
+
+class SessionSummary(Base):
+    """What the messages up to `through_seq` said, written when they left the prompt's window."""
+
+    __tablename__ = "session_summaries"
+    __table_args__ = (UniqueConstraint("session_id", "through_seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
+    through_seq: Mapped[int] = mapped_column(Integer)
+    content: Mapped[str] = mapped_column(Text)
+    token_count: Mapped[int] = mapped_column(Integer)
+    model: Mapped[str] = mapped_column(String(255))  # the model that wrote it, or "extractive"
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    session: Mapped[ChatSession] = relationship(back_populates="summaries")
+
+
+class UserFact(Base):
+    """Something a user said about themselves ("fact") or about how to answer ("preference")."""
+
+    __tablename__ = "user_facts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    content: Mapped[str] = mapped_column(Text)
+    source_message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"), nullable=True)
+    quote: Mapped[str] = mapped_column(Text)  # the user's words it came from, kept if the session goes
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    user: Mapped[User] = relationship(back_populates="facts")

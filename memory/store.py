@@ -1,33 +1,45 @@
-"""SQLMemory: the conversation store. It receives an engine and creates its schema.
+"""SQLMemory: the conversation store. It receives an engine and brings its schema up to date.
 
 A turn (the question and its answer) is written in one transaction, so a session
 never holds a question without its answer. Every read and write is scoped by the
-user's id first: a session id alone never reaches another user's rows.
+user's id first: a session id alone never reaches another user's rows. Within a
+session, messages are numbered 1, 2, 3... in the order their turns committed; the
+session's row is locked while a turn is numbered, so concurrent writers to one
+session queue instead of colliding.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import Engine, delete, func, select
-from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from assistant.errors import InvalidQuestionError, StoreUnavailableError, UnknownSessionError
-from memory.engine import safe_url
-from memory.schema import Base, ChatSession, Message, User, utcnow
+from assistant.errors import InvalidInputError, UnknownSessionError
+from memory.db import Database
+from memory.facts import FactStore
+from memory.migrate import upgrade
+from memory.schema import ChatSession, Message, SessionSummary, User, UserFact, utcnow
 
-__all__ = ["NewMessage", "SQLMemory", "SessionInfo", "StoredMessage", "check_id"]
+__all__ = [
+    "MAX_ID_LENGTH",
+    "MAX_MESSAGE_CHARS",
+    "HistoryWindow",
+    "NewMessage",
+    "SQLMemory",
+    "SessionInfo",
+    "StoredMessage",
+    "StoredSummary",
+    "TurnIds",
+    "UserDeletion",
+    "check_id",
+]
 
-log = logging.getLogger(__name__)
-T = TypeVar("T")
 MAX_ID_LENGTH = 255
-_WRITE_ATTEMPTS = 5
+MAX_MESSAGE_CHARS = 32_000
+ROLES = ("user", "assistant")
 
 
 @dataclass(frozen=True)
@@ -54,6 +66,16 @@ class StoredMessage:
     reason: str | None = None
     sources: list[dict[str, Any]] = field(default_factory=list)
     signals: dict[str, Any] = field(default_factory=dict)
+    id: int = 0
+
+
+@dataclass(frozen=True)
+class StoredSummary:
+    through_seq: int  # the last message it covers
+    content: str
+    token_count: int
+    model: str
+    created_at: datetime
 
 
 @dataclass(frozen=True)
@@ -66,65 +88,96 @@ class SessionInfo:
     message_count: int
 
 
+@dataclass(frozen=True)
+class TurnIds:
+    question_id: int
+    answer_id: int
+    question_seq: int
+
+
+@dataclass(frozen=True)
+class HistoryWindow:
+    """What a prompt may draw on from one session, read in a fixed number of indexed queries.
+
+    `recent`: the last messages, oldest first. `summary`: the newest summary, covering
+    messages up to its `through_seq`. `unsummarized`: the newest messages between the
+    summary and `recent` (at most the limit asked), which left the window without
+    being summarised yet; `unsummarized_total` counts all of them.
+    """
+
+    recent: list[StoredMessage]
+    summary: StoredSummary | None
+    unsummarized: list[StoredMessage]
+    unsummarized_total: int
+
+
+@dataclass(frozen=True)
+class UserDeletion:
+    sessions: int
+    messages: int
+    facts: int
+
+
 def check_id(kind: str, value: str) -> str:
-    if not value or not value.strip() or len(value) > MAX_ID_LENGTH:
-        raise InvalidQuestionError(f"{kind} must be 1 to {MAX_ID_LENGTH} characters, got {value!r}")
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_ID_LENGTH:
+        raise InvalidInputError(kind, f"must be 1 to {MAX_ID_LENGTH} characters, got {value!r}")
     return value
+
+
+def check_message(message: NewMessage, what: str = "message") -> NewMessage:
+    if message.role not in ROLES:
+        raise InvalidInputError(f"{what} role", f"must be one of {', '.join(ROLES)}, got {message.role!r}")
+    if not isinstance(message.content, str):
+        raise InvalidInputError(f"{what} content", f"must be text, got {type(message.content).__name__}")
+    if len(message.content) > MAX_MESSAGE_CHARS:
+        raise InvalidInputError(
+            f"{what} content",
+            f"has {len(message.content)} characters; the limit is {MAX_MESSAGE_CHARS}",
+            "Shorten it or split it into several messages.",
+        )
+    if "\x00" in message.content:  # PostgreSQL refuses NUL in text; it carries no meaning here
+        return NewMessage(**{**message.__dict__, "content": message.content.replace("\x00", "")})
+    return message
 
 
 class SQLMemory:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._sessions = sessionmaker(engine, expire_on_commit=False)
-        with self._guard():
-            Base.metadata.create_all(engine)
-
-    @contextmanager
-    def _guard(self) -> Iterator[None]:
-        try:
-            yield
-        except OperationalError as exc:
-            raise StoreUnavailableError(
-                f"database {safe_url(str(self.engine.url))}",
-                f"cannot be used ({exc.orig})",
-                "Check that it is running, reachable and writable, or fix ASSISTANT_DATABASE_URL.",
-            ) from exc
-
-    def _run(self, work: Callable[[Session], T]) -> T:
-        """One transaction; retried when a concurrent writer took the same sequence number."""
-        for attempt in range(_WRITE_ATTEMPTS):
-            with self._guard(), self._sessions() as db:
-                try:
-                    with db.begin():
-                        return work(db)
-                except IntegrityError:
-                    if attempt == _WRITE_ATTEMPTS - 1:
-                        raise
-                    log.debug("write conflict, retrying (attempt %d)", attempt + 1)
-        raise AssertionError("unreachable")
+        upgrade(engine)
+        self.db = Database(engine)
+        self.facts = FactStore(self.db)
 
     # Writes -------------------------------------------------------------------------
 
-    def add_turn(self, user_id: str, session_id: str, question: NewMessage, answer: NewMessage) -> None:
+    def add_turn(self, user_id: str, session_id: str, question: NewMessage, answer: NewMessage) -> TurnIds:
         """Store a question and its answer together, creating the user and session if new."""
         check_id("user_id", user_id)
         check_id("session_id", session_id)
+        question = check_message(question, "question")
+        answer = check_message(answer, "answer")
 
-        def work(db: Session) -> None:
+        def work(db: Session) -> TurnIds:
             chat = self._get_or_create_session(db, user_id, session_id, title=question.content)
-            last = db.scalar(select(func.max(Message.seq)).where(Message.session_id == chat.id)) or 0
-            for offset, message in enumerate((question, answer), start=1):
-                db.add(Message(session_id=chat.id, seq=last + offset, **message.__dict__))
+            last = self._lock_and_last_seq(db, chat.id)
+            rows = [
+                Message(session_id=chat.id, seq=last + n, **m.__dict__) for n, m in enumerate((question, answer), 1)
+            ]
+            db.add_all(rows)
             chat.updated_at = utcnow()
+            db.flush()
+            return TurnIds(question_id=rows[0].id, answer_id=rows[1].id, question_seq=rows[0].seq)
 
-        self._run(work)
+        return self.db.write(work)
+
+    @staticmethod
+    def _lock_and_last_seq(db: Session, chat_id: int) -> int:
+        # FOR UPDATE on PostgreSQL: writers to one session queue here. SQLite ignores it; its
+        # write transactions already start with BEGIN IMMEDIATE (one writer at a time).
+        db.execute(select(ChatSession.id).where(ChatSession.id == chat_id).with_for_update())
+        return db.scalar(select(func.max(Message.seq)).where(Message.session_id == chat_id)) or 0
 
     def _get_or_create_session(self, db: Session, user_id: str, session_id: str, title: str) -> ChatSession:
-        user = db.scalar(select(User).where(User.external_id == user_id))
-        if user is None:
-            user = User(external_id=user_id)
-            db.add(user)
-            db.flush()
+        user = self._get_or_create_user(db, user_id)
         chat = db.scalar(
             select(ChatSession).where(ChatSession.user_id == user.id, ChatSession.external_id == session_id)
         )
@@ -134,17 +187,66 @@ class SQLMemory:
             db.flush()
         return chat
 
+    @staticmethod
+    def _get_or_create_user(db: Session, user_id: str) -> User:
+        user = db.scalar(select(User).where(User.external_id == user_id))
+        if user is None:
+            user = User(external_id=user_id)
+            db.add(user)
+            db.flush()
+        return user
+
+    def add_summary(self, user_id: str, session_id: str, summary: StoredSummary) -> None:
+        """Record a rolling summary; a second summary of the same messages (another replica's) is dropped."""
+
+        def work(db: Session) -> None:
+            chat = self._find_session(db, user_id, session_id)
+            exists = db.scalar(
+                select(SessionSummary.id).where(
+                    SessionSummary.session_id == chat.id, SessionSummary.through_seq == summary.through_seq
+                )
+            )
+            if exists is None:
+                db.add(SessionSummary(session_id=chat.id, **summary.__dict__))
+
+        self.db.write(work)
+
     def delete_session(self, user_id: str, session_id: str) -> None:
         def work(db: Session) -> None:
             chat = self._find_session(db, user_id, session_id)
+            db.execute(delete(SessionSummary).where(SessionSummary.session_id == chat.id))
             db.execute(delete(Message).where(Message.session_id == chat.id))
-            db.delete(chat)
+            db.execute(delete(ChatSession).where(ChatSession.id == chat.id))
 
-        self._run(work)
+        self.db.write(work)
+
+    def delete_user(self, user_id: str) -> UserDeletion:
+        """Delete a user and everything of theirs: sessions, messages, summaries, facts."""
+
+        def work(db: Session) -> UserDeletion:
+            user = db.scalar(select(User).where(User.external_id == user_id))
+            if user is None:
+                raise UnknownSessionError(user_id)
+            sessions = select(ChatSession.id).where(ChatSession.user_id == user.id)
+            counted = UserDeletion(
+                sessions=db.scalar(select(func.count()).select_from(sessions.subquery())) or 0,
+                messages=db.scalar(select(func.count(Message.id)).where(Message.session_id.in_(sessions))) or 0,
+                facts=db.scalar(select(func.count(UserFact.id)).where(UserFact.user_id == user.id)) or 0,
+            )
+            # Explicit deletes, children first: correct even where foreign keys are not enforced.
+            db.execute(delete(UserFact).where(UserFact.user_id == user.id))
+            db.execute(delete(SessionSummary).where(SessionSummary.session_id.in_(sessions)))
+            db.execute(delete(Message).where(Message.session_id.in_(sessions)))
+            db.execute(delete(ChatSession).where(ChatSession.user_id == user.id))
+            db.execute(delete(User).where(User.id == user.id))
+            return counted
+
+        return self.db.write(work)
 
     # Reads --------------------------------------------------------------------------
 
-    def _find_session(self, db: Session, user_id: str, session_id: str) -> ChatSession:
+    @staticmethod
+    def _find_session(db: Session, user_id: str, session_id: str) -> ChatSession:
         chat = db.scalar(
             select(ChatSession).join(User).where(User.external_id == user_id, ChatSession.external_id == session_id)
         )
@@ -152,27 +254,77 @@ class SQLMemory:
             raise UnknownSessionError(user_id, session_id)
         return chat
 
+    @staticmethod
+    def _session_pk(db: Session, user_id: str, session_id: str) -> int | None:
+        return db.scalar(
+            select(ChatSession.id).join(User).where(User.external_id == user_id, ChatSession.external_id == session_id)
+        )
+
     def recent_messages(self, user_id: str, session_id: str, limit: int) -> list[StoredMessage]:
         """The last `limit` messages of a session, oldest first; [] for a new session."""
-        if limit <= 0:
-            return []
-        with self._guard(), self._sessions() as db:
-            rows = db.scalars(
-                select(Message)
-                .join(ChatSession)
-                .join(User)
-                .where(User.external_id == user_id, ChatSession.external_id == session_id)
-                .order_by(Message.seq.desc())
-                .limit(limit)
-            ).all()
-        return [_stored(row) for row in reversed(rows)]
+        return self.window(user_id, session_id, limit, 0).recent
+
+    def window(self, user_id: str, session_id: str, recent: int, unsummarized: int) -> HistoryWindow:
+        """The last `recent` messages, the newest summary, and up to `unsummarized` messages
+        between the two. Its cost does not grow with the session's length."""
+        with self.db.read() as db:
+            chat_id = self._session_pk(db, user_id, session_id)
+            if chat_id is None:
+                return HistoryWindow([], None, [], 0)
+            rows = (
+                db.scalars(
+                    select(Message).where(Message.session_id == chat_id).order_by(Message.seq.desc()).limit(recent)
+                ).all()
+                if recent > 0
+                else []
+            )
+            window_start = rows[-1].seq if rows else (self._last_seq(db, chat_id) + 1)
+            summary_row = db.scalars(
+                select(SessionSummary)
+                .where(SessionSummary.session_id == chat_id)
+                .order_by(SessionSummary.through_seq.desc())
+                .limit(1)
+            ).first()
+            covered = summary_row.through_seq if summary_row else 0
+            gap = (Message.session_id == chat_id, Message.seq > covered, Message.seq < window_start)
+            total = max(0, window_start - 1 - covered)  # seqs have no gaps within a session
+            older = (
+                db.scalars(select(Message).where(*gap).order_by(Message.seq.desc()).limit(unsummarized)).all()
+                if unsummarized > 0 and total
+                else []
+            )
+        return HistoryWindow(
+            recent=[_stored(r) for r in reversed(rows)],
+            summary=_summary(summary_row) if summary_row else None,
+            unsummarized=[_stored(r) for r in reversed(older)],
+            unsummarized_total=total,
+        )
+
+    @staticmethod
+    def _last_seq(db: Session, chat_id: int) -> int:
+        return db.scalar(select(func.max(Message.seq)).where(Message.session_id == chat_id)) or 0
 
     def messages(self, user_id: str, session_id: str) -> list[StoredMessage]:
         """The whole session, oldest first; UnknownSessionError if it does not exist."""
-        with self._guard(), self._sessions() as db:
+        with self.db.read() as db:
             chat = self._find_session(db, user_id, session_id)
             rows = db.scalars(select(Message).where(Message.session_id == chat.id).order_by(Message.seq)).all()
         return [_stored(row) for row in rows]
+
+    def summaries(self, user_id: str, session_id: str) -> list[StoredSummary]:
+        """Every rolling summary of a session, oldest first."""
+        with self.db.read() as db:
+            chat = self._find_session(db, user_id, session_id)
+            rows = db.scalars(
+                select(SessionSummary).where(SessionSummary.session_id == chat.id).order_by(SessionSummary.through_seq)
+            ).all()
+        return [_summary(row) for row in rows]
+
+    def session_info(self, user_id: str, session_id: str) -> SessionInfo:
+        found = [s for s in self.sessions(user_id) if s.session_id == session_id]
+        if not found:
+            raise UnknownSessionError(user_id, session_id)
+        return found[0]
 
     def sessions(self, user_id: str | None = None) -> list[SessionInfo]:
         """Sessions of one user (or of everyone), most recently used first."""
@@ -185,7 +337,7 @@ class SQLMemory:
         )
         if user_id is not None:
             query = query.where(User.external_id == user_id)
-        with self._guard(), self._sessions() as db:
+        with self.db.read() as db:
             rows = db.execute(query).all()
         return [
             SessionInfo(
@@ -198,6 +350,56 @@ class SQLMemory:
             )
             for chat, owner, count in rows
         ]
+
+    def users(self) -> list[str]:
+        with self.db.read() as db:
+            return list(db.scalars(select(User.external_id).order_by(User.external_id)))
+
+    # Import (export is in memory.transfer) ----------------------------------------------
+
+    def import_session(
+        self,
+        user_id: str,
+        session_id: str,
+        title: str,
+        messages: list[tuple[NewMessage, datetime]],
+        summaries: list[StoredSummary],
+        created_at: datetime | None = None,
+        updated_at: datetime | None = None,
+    ) -> None:
+        """Write a whole session in one transaction; refuses a session id already in use."""
+        check_id("user_id", user_id)
+        check_id("session_id", session_id)
+        checked = [(check_message(m, f"messages[{i}]"), at) for i, (m, at) in enumerate(messages)]
+
+        def work(db: Session) -> None:
+            user = self._get_or_create_user(db, user_id)
+            taken = db.scalar(
+                select(ChatSession.id).where(ChatSession.user_id == user.id, ChatSession.external_id == session_id)
+            )
+            if taken is not None:
+                raise InvalidInputError(
+                    "session_id",
+                    f"session {session_id!r} of user {user_id!r} already exists",
+                    "Delete it first, or import under another session id.",
+                )
+            first = created_at or (checked[0][1] if checked else utcnow())
+            chat = ChatSession(
+                user_id=user.id,
+                external_id=session_id,
+                title=title[:200],
+                created_at=first,
+                updated_at=updated_at or (checked[-1][1] if checked else first),
+            )
+            db.add(chat)
+            db.flush()
+            db.add_all(
+                Message(session_id=chat.id, seq=n, created_at=at, **m.__dict__)
+                for n, (m, at) in enumerate(checked, start=1)
+            )
+            db.add_all(SessionSummary(session_id=chat.id, **s.__dict__) for s in summaries)
+
+        self.db.write(work)
 
 
 def _stored(row: Message) -> StoredMessage:
@@ -212,4 +414,15 @@ def _stored(row: Message) -> StoredMessage:
         reason=row.reason,
         sources=list(row.sources or []),
         signals=dict(row.signals or {}),
+        id=row.id,
+    )
+
+
+def _summary(row: SessionSummary) -> StoredSummary:
+    return StoredSummary(
+        through_seq=row.through_seq,
+        content=row.content,
+        token_count=row.token_count,
+        model=row.model,
+        created_at=row.created_at,
     )

@@ -61,6 +61,8 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from assistant.errors import CollectionBusyError, CollectionExistsError, StoreUnavailableError, UnknownCollectionError
+from memory.engine import safe_url, write_transaction
+from memory.migrate import upgrade
 from retrievers.embedder import EmbedderInfo, EmbedderSpec
 
 __all__ = [
@@ -233,12 +235,11 @@ def _pid_alive(pid: int) -> bool:
 
 
 class Catalog:
-    """Reads and writes the catalog tables; creates them if missing."""
+    """Reads and writes the catalog tables; brings the schema up to date first."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        with self._guard():
-            metadata.create_all(engine)
+        upgrade(engine)
 
     @contextmanager
     def _guard(self) -> Iterator[None]:
@@ -247,8 +248,6 @@ class Catalog:
         except (DBAPIError, OSError) as exc:
             if isinstance(exc, IntegrityError):
                 raise
-            from memory.engine import safe_url
-
             raise StoreUnavailableError(
                 f"database {safe_url(str(self.engine.url))}",
                 f"cannot be used for the document catalog ({getattr(exc, 'orig', exc)})",
@@ -257,7 +256,7 @@ class Catalog:
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
-        with self._guard(), self.engine.begin() as conn:
+        with self._guard(), write_transaction(self.engine) as conn:
             yield conn
 
     @contextmanager

@@ -7,11 +7,9 @@ temporary directories. Without the binaries a test is skipped locally; under CI
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +18,7 @@ import pytest
 
 from assistant import Assistant, Settings
 from assistant.llamacpp import bundled_gguf_path
+from tests.services import temporary_postgres
 
 ROOT = Path(__file__).resolve().parents[1]
 HANDBOOK = ROOT / "data" / "handbook"
@@ -83,41 +82,8 @@ def postgres_url() -> Iterator[str]:
         return
     if not (PG_BIN / "initdb").exists():
         unavailable(f"PostgreSQL server binaries not found in {PG_BIN} (apt-get install postgresql-15)")
-    workdir = Path(tempfile.mkdtemp(prefix="assistant-pg-"))
-    data, log = workdir / "data", workdir / "server.log"
-    as_postgres: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses to run as root
-        shutil.chown(workdir, "postgres", "postgres")
-        as_postgres = ["runuser", "-u", "postgres", "--"]
-    port = free_port()
-    subprocess.run(
-        [*as_postgres, str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"],
-        check=True,
-        capture_output=True,
-    )
-    subprocess.run(
-        [
-            *as_postgres,
-            str(PG_BIN / "pg_ctl"),
-            "-D",
-            str(data),
-            "-l",
-            str(log),
-            "-w",
-            "-o",
-            f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1",
-            "start",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run(
-            [*as_postgres, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True
-        )
-        shutil.rmtree(workdir, ignore_errors=True)
+    with temporary_postgres(PG_BIN, free_port()) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,58 @@
+"""What every `assistant` subcommand shares: errors as exit codes, and building what it needs.
+
+Our errors become one message and an exit code here, in one place: 2 for a user
+error (fix the input or a setting), 1 for a runtime failure (a model or a store).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from assistant.errors import AssistantError, UserError
+
+if TYPE_CHECKING:
+    from assistant.core import Assistant
+    from assistant.settings import Settings
+    from memory.store import SQLMemory
+
+__all__ = ["F", "assistant_from", "errors_to_exit", "memory_from", "settings_from"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def errors_to_exit(func: F) -> F:
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except AssistantError as exc:
+            click.secho(f"error: {exc}", fg="red", err=True)
+            sys.exit(2 if isinstance(exc, UserError) else 1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def settings_from(ctx: click.Context) -> Settings:
+    from assistant.settings import load_settings
+
+    root = ctx.find_root()
+    overrides = {k: v for k, v in (root.obj or {}).items() if v is not None}
+    return load_settings(**overrides)
+
+
+def assistant_from(ctx: click.Context) -> Assistant:
+    from assistant.factory import build_assistant
+
+    return build_assistant(settings_from(ctx))
+
+
+def memory_from(ctx: click.Context) -> SQLMemory:
+    """Only the memory database: no model, no vector store."""
+    from assistant.factory import build_memory
+
+    return build_memory(settings_from(ctx))

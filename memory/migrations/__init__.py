@@ -1,0 +1,1 @@
+"""Alembic migrations of every table the framework keeps in SQL (see memory.migrate)."""
