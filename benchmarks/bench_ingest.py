@@ -129,6 +129,9 @@ def main() -> int:
     parser.add_argument("--pages", type=int, default=None, help="use only the first N sorted pages (default: all)")
     parser.add_argument("--manual", type=Path, default=MANUAL, help="folder of the manual's *.html pages")
     parser.add_argument("--questions", type=Path, default=ROOT / "benchmarks" / "postgres_questions.jsonl")
+    parser.add_argument(
+        "--backends", default=",".join(BACKENDS), help="embedder backends to measure, comma-separated (onnx-int8 first)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (its path is printed)")
     args = parser.parse_args()
 
@@ -172,7 +175,7 @@ def run(args: argparse.Namespace, pages: list[Path], work: Path) -> int:
 
     bots: dict[str, Any] = {}
     first: dict[str, tuple[Any, float]] = {}
-    for backend in BACKENDS:
+    for backend in args.backends.split(","):
         bot = Assistant.from_settings(Settings(data_dir=work / backend, embedding_backend=backend))
         bot.index.embedders.default().embed_query("warm up")
         report, seconds = timed(bot.ingest, folder, COLLECTION)

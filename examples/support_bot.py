@@ -3,8 +3,10 @@
     python examples/support_bot.py ~/team-docs --collection support --user alice
     python examples/support_bot.py ~/team-docs --ask "How do I reset a password?"
 
-Re-running it re-indexes only what changed. Set ASSISTANT_FALLBACK_BASE_URL and
-ASSISTANT_FALLBACK_MODEL to let hard questions go to a large model.
+Re-running it re-indexes only what changed. What the user says about themselves
+("I run the billing database", "answer briefly") is remembered across sessions;
+type "/memory" to see it, "/forget" to clear it. Set ASSISTANT_FALLBACK_BASE_URL
+and ASSISTANT_FALLBACK_MODEL to let hard questions go to a large model.
 """
 
 from __future__ import annotations
@@ -33,11 +35,20 @@ def main() -> int:
     questions = [args.ask] if args.ask else iter(lambda: input("\nquestion> "), None)
     try:
         for question in questions:
+            if question.strip() == "/memory":
+                for fact in bot.facts(args.user) if args.user in bot.memory.users() else []:
+                    print(f"  {fact.id}: {fact.content}")
+                continue
+            if question.strip() == "/forget":
+                print(f"  forgot {bot.forget(args.user) if args.user in bot.memory.users() else 0} facts")
+                continue
             reply = bot.ask(question, user_id=args.user, session_id=args.session, collection=args.collection)
             print(reply.answer)
             for source in reply.sources[:3]:
                 print(f"  - {source.citation}")
             print(f"  ({reply.route}: {reply.reason})")
+            for fact in reply.remembered:
+                print(f"  remembered: {fact}")
     except EOFError:
         pass
     return 0

@@ -26,7 +26,7 @@ from retrievers.ingest import IngestOptions, Ingestor, LoaderFactory
 from retrievers.naming import check_collection_name
 from retrievers.passage import Passage
 from retrievers.report import IngestProgress, IngestReport
-from retrievers.splitter import TokenSplitter
+from retrievers.splitter import TokenSplitter, embedding_text
 from retrievers.store import ChunkStore
 
 if TYPE_CHECKING:
@@ -228,7 +228,7 @@ class DocumentIndex:
             total = self.catalog.live_count(col.id)
             done = 0
             for page in self.catalog.iter_live_chunks(col.id, page=self.options.batch_chunks):
-                vectors = embeddings.embed_documents([f"{c.meta.get('title', '')}\n{c.text}" for c in page])
+                vectors = embeddings.embed_documents([embedding_text(c.meta, c.text) for c in page])
                 self.store.upsert(chroma, [c.id for c in page], [c.text for c in page], [c.meta for c in page], vectors)
                 done += len(page)
                 self.catalog.renew(col.id, owner, self.options.lock_ttl_s)

@@ -33,7 +33,7 @@ from retrievers.detect import BINARY, KINDS, detect_kind
 from retrievers.loaders import ParseOptions, parse
 from retrievers.report import FileIssue, IngestProgress, IngestReport
 from retrievers.scan import Scan, scan
-from retrievers.splitter import TokenSplitter, chunk_title, content_hash
+from retrievers.splitter import TokenSplitter, chunk_title, content_hash, embedding_text
 from retrievers.store import ChunkStore
 
 if TYPE_CHECKING:
@@ -413,7 +413,7 @@ class Ingestor:
         new = sum(1 for doc in batch if doc.document_id is None)
         fresh = [c for doc in batch for c in doc.chunks if c.id in doc.fresh_ids]
         # Embedded before anything is written: an embedder failure leaves the index as it was.
-        vectors = self.embeddings.embed_documents([f"{c.meta.get('title', '')}\n{c.text}" for c in fresh])
+        vectors = self.embeddings.embed_documents([embedding_text(c.meta, c.text) for c in fresh])
         self.catalog.stage(col.id, batch)
         self.store.upsert(chroma, [c.id for c in fresh], [c.text for c in fresh], [c.meta for c in fresh], vectors)
         kept = [c for doc in batch for c in doc.chunks if c.id in doc.restamped]
