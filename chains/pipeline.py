@@ -40,6 +40,7 @@ MAX_QUESTION_CHARS = 4000
 class Prepared:
     """A turn up to its prompt; `prompt` is None when the router decided before generation."""
 
+    question: str  # as asked, whitespace normalised
     clock: _Clock
     condensed: Condensed
     passages: list[Passage]
@@ -88,10 +89,7 @@ class AnswerPipeline:
     def turn(self, question: str, *, user_id: str, session_id: str, collection: str) -> Iterator[ReplyChunk]:
         """Text chunks, then the Reply, whose answer is exactly the text that was shown."""
         shown: list[str] = []
-        # Everything the caller can get wrong is checked before any model runs.
-        check_id("user_id", user_id)
-        check_id("session_id", session_id)
-        for chunk in self._turn(_check_question(question), user_id, session_id, collection):
+        for chunk in self._turn(question, user_id, session_id, collection):
             if chunk.reply is None:
                 shown.append(chunk.text)
                 yield chunk
@@ -102,7 +100,9 @@ class AnswerPipeline:
             yield ReplyChunk("", reply)
 
     def prepare(self, question: str, *, user_id: str, session_id: str, collection: str) -> Prepared:
-        """Everything before generation: recall, condense, retrieve, evidence, prompt."""
+        """Everything before generation: recall, condense, retrieve, evidence, prompt.
+
+        Everything the caller can get wrong is checked first, before any model runs."""
         check_id("user_id", user_id)
         check_id("session_id", session_id)
         question = _check_question(question)
@@ -118,7 +118,7 @@ class AnswerPipeline:
         signals: dict[str, Any] = {**self.policy.retrieval_signals(passages), "condensed_by": condensed.method}
         clock.lap("retrieve_ms")
         relevant = [p for p in passages if p.score >= self.policy.min_relevance]
-        prepared = Prepared(clock, condensed, passages, relevant, history, signals)
+        prepared = Prepared(question, clock, condensed, passages, relevant, history, signals)
         prepared.decision = self.policy.before_generation(passages)
         if prepared.decision is None:
             facts = self.recall.facts(user_id, condensed.question, retriever.embeddings)
@@ -169,7 +169,7 @@ class AnswerPipeline:
                 route=decision.route,
                 reason=decision.reason,
                 model=generated.model if generated and decision.route != "abstain" else "",
-                question=question,
+                question=prepared.question,
                 standalone_question=condensed.question,
                 low_confidence=decision.low_confidence,
                 evidence=evidence[0].sentence if evidence else "",

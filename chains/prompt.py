@@ -17,7 +17,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 
 from assistant.errors import InvalidQuestionError
 from chains.evidence import Evidence
-from chains.words import sentences
+from chains.words import leading_sentences
 from memory.facts import Fact
 from memory.store import StoredMessage
 from retrievers.passage import Passage
@@ -101,11 +101,7 @@ class PromptBuilder:
             return None
         if self.count(text) <= room:
             return text
-        kept: list[str] = []
-        for sentence in sentences(text):
-            if self.count(" ".join([*kept, sentence])) > room:
-                break
-            kept.append(sentence)
+        kept = leading_sentences(text, room, self.count)
         return " ".join(kept) if len(kept) > 1 else None
 
     def _about_user(self, facts: Sequence[Fact], room: int) -> str:

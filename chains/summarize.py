@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
 
-from chains.words import content_words, sentences
+from chains.words import content_words, leading_sentences
 from memory.store import StoredMessage, StoredSummary
 
 __all__ = ["EXTRACTIVE", "Summarizer"]
@@ -57,12 +57,7 @@ class Summarizer:
         """Whole sentences within the token budget (the newest questions kept for an extractive one)."""
         if self.count(text) <= self.max_tokens:
             return text
-        kept: list[str] = []
-        for sentence in sentences(text):
-            if self.count(" ".join([*kept, sentence])) > self.max_tokens:
-                break
-            kept.append(sentence)
-        return " ".join(kept) or text[: self.max_tokens * 3]
+        return " ".join(leading_sentences(text, self.max_tokens, self.count)) or text[: self.max_tokens * 3]
 
 
 def _speaker(message: StoredMessage) -> str:

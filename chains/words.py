@@ -7,8 +7,9 @@ work_mem stay whole.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
-__all__ = ["REFERRING_WORDS", "STOP_WORDS", "content_words", "entities", "sentences"]
+__all__ = ["REFERRING_WORDS", "STOP_WORDS", "content_words", "entities", "leading_sentences", "sentences"]
 
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*[A-Za-z0-9]|[A-Za-z0-9]")
 _ENTITY = re.compile(r"\b(?:[A-Z][A-Za-z]*\d[A-Za-z0-9-]*|[A-Z]{2,}[A-Za-z0-9-]*)\b")
@@ -63,3 +64,13 @@ def sentences(text: str) -> list[str]:
     if current:
         units.append(" ".join(current))
     return [s.strip() for unit in units for s in _SENTENCE_END.split(unit) if len(s.strip()) > 2]
+
+
+def leading_sentences(text: str, room: int, count_tokens: Callable[[str], int]) -> list[str]:
+    """The text's first sentences, as many as fit in `room` tokens together."""
+    kept: list[str] = []
+    for sentence in sentences(text):
+        if count_tokens(" ".join([*kept, sentence])) > room:
+            break
+        kept.append(sentence)
+    return kept

@@ -174,7 +174,7 @@ class SQLMemory:
         # FOR UPDATE on PostgreSQL: writers to one session queue here. SQLite ignores it; its
         # write transactions already start with BEGIN IMMEDIATE (one writer at a time).
         db.execute(select(ChatSession.id).where(ChatSession.id == chat_id).with_for_update())
-        return db.scalar(select(func.max(Message.seq)).where(Message.session_id == chat_id)) or 0
+        return SQLMemory._last_seq(db, chat_id)
 
     def _get_or_create_session(self, db: Session, user_id: str, session_id: str, title: str) -> ChatSession:
         user = self._get_or_create_user(db, user_id)
@@ -321,10 +321,10 @@ class SQLMemory:
         return [_summary(row) for row in rows]
 
     def session_info(self, user_id: str, session_id: str) -> SessionInfo:
-        found = [s for s in self.sessions(user_id) if s.session_id == session_id]
-        if not found:
-            raise UnknownSessionError(user_id, session_id)
-        return found[0]
+        with self.db.read() as db:
+            chat = self._find_session(db, user_id, session_id)
+            count = db.scalar(select(func.count(Message.id)).where(Message.session_id == chat.id)) or 0
+        return SessionInfo(user_id, session_id, chat.title, chat.created_at, chat.updated_at, int(count))
 
     def sessions(self, user_id: str | None = None) -> list[SessionInfo]:
         """Sessions of one user (or of everyone), most recently used first."""

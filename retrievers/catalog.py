@@ -16,17 +16,12 @@ a state the next run repairs exactly:
 removed from Chroma (the document keeps its old hash, so it is simply done again),
 deleting chunks are removed from Chroma, then both kinds of rows go.
 
-A collection also carries a lease lock (`lock_owner`, `lock_until`), so that two
-processes never write one collection at the same time; a lock whose process died on
-this host is taken over at once, any other after it expires.
+A collection also carries a lease lock (`lock_owner`, `lock_until`; see
+retrievers.lease), so that two processes never write one collection at once.
 """
 
 from __future__ import annotations
 
-import os
-import socket
-import time
-import uuid
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -35,35 +30,23 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
-    BigInteger,
-    Column,
     Connection,
-    DateTime,
     Engine,
-    Float,
-    ForeignKey,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    UniqueConstraint,
     and_,
     delete,
     func,
     insert,
-    or_,
     select,
     update,
 )
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from assistant.errors import CollectionBusyError, CollectionExistsError, StoreUnavailableError, UnknownCollectionError
-from memory.engine import safe_url, write_transaction
+from assistant.errors import CollectionExistsError, StoreUnavailableError, UnknownCollectionError
+from memory.engine import describe_failure, safe_url, write_transaction
 from memory.migrate import upgrade
+from retrievers.catalog_tables import chunks, collections, documents
 from retrievers.embedder import EmbedderInfo, EmbedderSpec
+from retrievers.lease import CollectionLease
 
 __all__ = [
     "Catalog",
@@ -72,58 +55,7 @@ __all__ = [
     "CollectionRow",
     "DocumentRow",
     "StagedDocument",
-    "metadata",
 ]
-
-metadata = MetaData()
-
-collections = Table(
-    "collections",
-    metadata,
-    Column("id", Integer, primary_key=True),
-    Column("name", String(512), nullable=False, unique=True),
-    Column("chroma_name", String(512), nullable=False),
-    Column("generation", Integer, nullable=False, default=1),
-    Column("embedder", JSON, nullable=False),
-    Column("building", JSON, nullable=True),  # a reindex in progress: its Chroma collection and embedder
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-    Column("lock_owner", String(255), nullable=True),
-    Column("lock_until", Float, nullable=True),  # epoch seconds
-)
-
-documents = Table(
-    "documents",
-    metadata,
-    Column("id", Integer, primary_key=True),
-    Column("collection_id", ForeignKey("collections.id", ondelete="CASCADE"), nullable=False),
-    Column("doc_key", String(40), nullable=False),  # stable across renames; chunk ids derive from it
-    Column("path", Text, nullable=False),  # absolute path, the document's identity on disk
-    Column("source", Text, nullable=False),  # as shown in citations: relative to the ingested folder
-    Column("kind", String(16), nullable=False),
-    Column("file_hash", String(64), nullable=False),  # "" while its first version is being written
-    Column("size", BigInteger, nullable=False),
-    Column("chunk_count", Integer, nullable=False, default=0),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-    UniqueConstraint("collection_id", "path"),
-    UniqueConstraint("collection_id", "doc_key"),
-    Index("ix_documents_hash", "collection_id", "file_hash"),
-)
-
-chunks = Table(
-    "chunks",
-    metadata,
-    Column("collection_id", ForeignKey("collections.id", ondelete="CASCADE"), primary_key=True),
-    Column("id", String(40), primary_key=True),
-    Column("document_id", ForeignKey("documents.id", ondelete="CASCADE"), nullable=False),
-    Column("seq", Integer, nullable=False),
-    Column("chunk_hash", String(64), nullable=False),
-    Column("text", Text, nullable=False),
-    Column("meta", JSON, nullable=False),
-    Column("state", String(8), nullable=False),  # live | pending | deleting
-    Index("ix_chunks_document", "document_id"),
-    Index("ix_chunks_state", "collection_id", "state"),
-)
 
 LIVE, PENDING, DELETING = "live", "pending", "deleting"
 
@@ -224,22 +156,13 @@ def _row(row: Any) -> CollectionRow:
     )
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class Catalog:
     """Reads and writes the catalog tables; brings the schema up to date first."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         upgrade(engine)
+        self.lease = CollectionLease(self._tx)
 
     @contextmanager
     def _guard(self) -> Iterator[None]:
@@ -248,11 +171,11 @@ class Catalog:
         except (DBAPIError, OSError) as exc:
             if isinstance(exc, IntegrityError):
                 raise
-            raise StoreUnavailableError(
-                f"database {safe_url(str(self.engine.url))}",
-                f"cannot be used for the document catalog ({getattr(exc, 'orig', exc)})",
-                "Check that it is running, reachable and writable, or fix ASSISTANT_DATABASE_URL.",
-            ) from exc
+            if isinstance(exc, DBAPIError):
+                problem, fix = describe_failure(exc)
+            else:
+                problem, fix = f"cannot be used ({exc})", "Check that its files are writable."
+            raise StoreUnavailableError(f"database {safe_url(str(self.engine.url))}", problem, fix) from exc
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
@@ -345,64 +268,6 @@ class Catalog:
                     building=None,
                     updated_at=_now(),
                 )
-            )
-
-    # Lease lock -------------------------------------------------------------------------
-
-    @staticmethod
-    def new_owner() -> str:
-        return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-    def acquire(self, col: CollectionRow, owner: str, ttl_s: float) -> None:
-        """Take the collection's write lock or raise CollectionBusyError naming who holds it."""
-        for _ in range(2):
-            now = time.time()
-            with self._tx() as conn:
-                taken = conn.execute(
-                    update(collections)
-                    .where(
-                        collections.c.id == col.id,
-                        or_(
-                            collections.c.lock_owner.is_(None),
-                            collections.c.lock_owner == owner,
-                            collections.c.lock_until < now,
-                        ),
-                    )
-                    .values(lock_owner=owner, lock_until=now + ttl_s)
-                ).rowcount
-                if taken:
-                    return
-                holder, until = conn.execute(
-                    select(collections.c.lock_owner, collections.c.lock_until).where(collections.c.id == col.id)
-                ).one()
-                host, _, rest = str(holder).partition(":")
-                pid = rest.partition(":")[0]
-                if host == socket.gethostname() and pid.isdigit() and not _pid_alive(int(pid)):
-                    # Its process is gone (killed): take the lock over now rather than at expiry.
-                    conn.execute(
-                        update(collections)
-                        .where(collections.c.id == col.id, collections.c.lock_owner == holder)
-                        .values(lock_owner=None, lock_until=None)
-                    )
-                    continue
-            since = datetime.fromtimestamp(until - ttl_s, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-            raise CollectionBusyError(col.name, str(holder), since)
-        raise CollectionBusyError(col.name, "another process", "now")
-
-    def renew(self, collection_id: int, owner: str, ttl_s: float) -> None:
-        with self._tx() as conn:
-            conn.execute(
-                update(collections)
-                .where(collections.c.id == collection_id, collections.c.lock_owner == owner)
-                .values(lock_until=time.time() + ttl_s)
-            )
-
-    def release(self, collection_id: int, owner: str) -> None:
-        with self._tx() as conn:
-            conn.execute(
-                update(collections)
-                .where(collections.c.id == collection_id, collections.c.lock_owner == owner)
-                .values(lock_owner=None, lock_until=None, updated_at=_now())
             )
 
     # Documents and chunks -----------------------------------------------------------------

@@ -23,6 +23,7 @@ from assistant.errors import EmbedderMismatchError
 from retrievers.catalog import Catalog, CollectionInfo, CollectionRow
 from retrievers.embedder import EmbedderInfo, EmbedderSpec, describe_embeddings, load_embedder
 from retrievers.ingest import IngestOptions, Ingestor, LoaderFactory
+from retrievers.lease import CollectionLease
 from retrievers.naming import check_collection_name
 from retrievers.passage import Passage
 from retrievers.report import IngestProgress, IngestReport
@@ -161,13 +162,13 @@ class DocumentIndex:
 
     def delete(self, name: str) -> None:
         col = self.catalog.require(check_collection_name(name))
-        owner = Catalog.new_owner()
-        self.catalog.acquire(col, owner, self.options.lock_ttl_s)  # not while someone writes it
+        owner = CollectionLease.new_owner()
+        self.catalog.lease.acquire(col, owner, self.options.lock_ttl_s)  # not while someone writes it
         try:
             for chroma_name in [col.chroma_name, *([col.building["chroma_name"]] if col.building else [])]:
                 self.store.drop(chroma_name)
         except BaseException:
-            self.catalog.release(col.id, owner)
+            self.catalog.lease.release(col.id, owner)
             raise
         self.catalog.delete(col.id)
 
@@ -216,8 +217,8 @@ class DocumentIndex:
         col = self.catalog.require(check_collection_name(name))
         embeddings = self.embedders.load(embedder) if embedder else self.embedders.default()
         info = self.embedders.info(embeddings)
-        owner = Catalog.new_owner()
-        self.catalog.acquire(col, owner, self.options.lock_ttl_s)
+        owner = CollectionLease.new_owner()
+        self.catalog.lease.acquire(col, owner, self.options.lock_ttl_s)
         try:
             col = self.catalog.require(name)
             if col.building:
@@ -231,14 +232,14 @@ class DocumentIndex:
                 vectors = embeddings.embed_documents([embedding_text(c.meta, c.text) for c in page])
                 self.store.upsert(chroma, [c.id for c in page], [c.text for c in page], [c.meta for c in page], vectors)
                 done += len(page)
-                self.catalog.renew(col.id, owner, self.options.lock_ttl_s)
+                self.catalog.lease.renew(col.id, owner, self.options.lock_ttl_s)
                 if on_progress:
                     elapsed = max(time.perf_counter() - started, 1e-6)
                     on_progress(IngestProgress(done, total, done, done / elapsed, name))
             self.catalog.switch(col.id, target, info, col.generation + 1)
             self.store.drop(col.chroma_name)
         finally:
-            self.catalog.release(col.id, owner)
+            self.catalog.lease.release(col.id, owner)
         return ReindexReport(name, col.embedder.name, info.name, done, time.perf_counter() - started)
 
     # Search ----------------------------------------------------------------------------

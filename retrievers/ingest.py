@@ -30,6 +30,7 @@ from langchain_core.embeddings import Embeddings
 from assistant.errors import AssistantError, InputFileError
 from retrievers.catalog import Catalog, ChunkRow, CollectionRow, DocumentRow, StagedDocument
 from retrievers.detect import BINARY, KINDS, detect_kind
+from retrievers.lease import CollectionLease
 from retrievers.loaders import ParseOptions, parse
 from retrievers.report import FileIssue, IngestProgress, IngestReport
 from retrievers.scan import Scan, scan
@@ -210,8 +211,8 @@ class Ingestor:
             report.seconds = time.perf_counter() - started
             return report
 
-        owner = Catalog.new_owner()
-        self.catalog.acquire(col, owner, self.options.lock_ttl_s)
+        owner = CollectionLease.new_owner()
+        self.catalog.lease.acquire(col, owner, self.options.lock_ttl_s)
         try:
             chroma = self.store.create(col.chroma_name, col.embedder.name, col.embedder.dimension)
             self._recover(col, chroma, report)
@@ -231,7 +232,7 @@ class Ingestor:
                 report.chunks_deleted += len(ids)
             self._write_all(col, chroma, plan.candidates, owner, report, started, on_progress)
         finally:
-            self.catalog.release(col.id, owner)
+            self.catalog.lease.release(col.id, owner)
         report.chunks_total = self.catalog.live_count(col.id)
         report.seconds = time.perf_counter() - started
         log.info("ingest %s", report.summary())
@@ -400,7 +401,7 @@ class Ingestor:
                 batch.append(self._stage(col, candidate, parsed, keys))
                 if sum(len(d.fresh_ids) for d in batch) >= self.options.batch_chunks:
                     self._flush(col, chroma, batch, report)
-                    self.catalog.renew(col.id, owner, self.options.lock_ttl_s)
+                    self.catalog.lease.renew(col.id, owner, self.options.lock_ttl_s)
                     done += len(batch)
                     batch = []
             progress(str(candidate.source))

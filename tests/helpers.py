@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import select
 
 from assistant import Assistant
-from retrievers.catalog import chunks, collections, documents
+from retrievers.catalog_tables import chunks, collections, documents
 
 
 def chroma_rows(bot: Assistant, name: str) -> dict[str, tuple[str, str, str]]:

@@ -129,7 +129,7 @@ def test_one_writer_per_collection(fresh: Assistant, tmp_path: Path) -> None:
     from sqlalchemy import update
 
     from assistant import CollectionBusyError
-    from retrievers.catalog import collections
+    from retrievers.catalog_tables import collections
 
     folder = tmp_path / "docs"
     folder.mkdir()

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from assistant import Assistant, Settings
-from retrievers.catalog import chunks, documents
+from retrievers.catalog_tables import chunks, documents
 from tests.conftest import HANDBOOK, ROOT
 from tests.helpers import index_content
 from tests.samples import write_all_formats

@@ -15,7 +15,7 @@ from memory import SQLMemory, create_memory_engine
 from memory.migrate import current_revision, head_revision, upgrade
 from memory.schema import Base
 from memory.store import StoredSummary
-from retrievers import catalog
+from retrievers import catalog_tables
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -58,7 +58,7 @@ def _differences(engine: Engine, metadata: MetaData) -> list[object]:
 def test_migrated_schema_matches_the_code(empty_engine: Engine) -> None:
     assert upgrade(empty_engine) == head_revision()
     assert _differences(empty_engine, Base.metadata) == []
-    assert _differences(empty_engine, catalog.metadata) == []
+    assert _differences(empty_engine, catalog_tables.metadata) == []
 
 
 def test_upgrade_from_the_first_revision_keeps_every_row(empty_engine: Engine) -> None:

@@ -1,0 +1,72 @@
+"""The document catalog's tables (SQLAlchemy Core), as the Alembic revisions in
+memory/migrations create them; a test checks the two agree."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+__all__ = ["chunks", "collections", "documents", "metadata"]
+
+metadata = MetaData()
+
+collections = Table(
+    "collections",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(512), nullable=False, unique=True),
+    Column("chroma_name", String(512), nullable=False),
+    Column("generation", Integer, nullable=False, default=1),
+    Column("embedder", JSON, nullable=False),
+    Column("building", JSON, nullable=True),  # a reindex in progress: its Chroma collection and embedder
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("lock_owner", String(255), nullable=True),
+    Column("lock_until", Float, nullable=True),  # epoch seconds
+)
+
+documents = Table(
+    "documents",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("collection_id", ForeignKey("collections.id", ondelete="CASCADE"), nullable=False),
+    Column("doc_key", String(40), nullable=False),  # stable across renames; chunk ids derive from it
+    Column("path", Text, nullable=False),  # absolute path, the document's identity on disk
+    Column("source", Text, nullable=False),  # as shown in citations: relative to the ingested folder
+    Column("kind", String(16), nullable=False),
+    Column("file_hash", String(64), nullable=False),  # "" while its first version is being written
+    Column("size", BigInteger, nullable=False),
+    Column("chunk_count", Integer, nullable=False, default=0),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("collection_id", "path"),
+    UniqueConstraint("collection_id", "doc_key"),
+    Index("ix_documents_hash", "collection_id", "file_hash"),
+)
+
+chunks = Table(
+    "chunks",
+    metadata,
+    Column("collection_id", ForeignKey("collections.id", ondelete="CASCADE"), primary_key=True),
+    Column("id", String(40), primary_key=True),
+    Column("document_id", ForeignKey("documents.id", ondelete="CASCADE"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("chunk_hash", String(64), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("meta", JSON, nullable=False),
+    Column("state", String(8), nullable=False),  # live | pending | deleting
+    Index("ix_chunks_document", "document_id"),
+    Index("ix_chunks_state", "collection_id", "state"),
+)
