@@ -15,9 +15,11 @@ from typing import Any
 
 import click
 
-from assistant.cli_memory import db, memory, sessions, users
+from assistant.cli_eval import evaluate
+from assistant.cli_memory import db, escalations, memory, sessions, users
 from assistant.cli_support import F, assistant_from, errors_to_exit
 from assistant.errors import UserError
+from chains.route import RequestedRoute
 
 
 @click.group()
@@ -137,6 +139,13 @@ _turn_options = [
     click.option("--collection", "-c", help="Collection to answer from."),
     click.option("--user", "user_id", default="default", show_default=True, help="Whose conversation this is."),
     click.option("--session", "session_id", default="default", show_default=True, help="Conversation id."),
+    click.option(
+        "--route",
+        type=click.Choice(["auto", "local", "large"]),
+        default="auto",
+        show_default=True,
+        help="auto: the router decides from the evidence; local: never the large model; large: always it.",
+    ),
 ]
 
 
@@ -153,10 +162,17 @@ def turn_options(func: F) -> F:
 @click.pass_context
 @errors_to_exit
 def ask(
-    ctx: click.Context, question: str, collection: str | None, user_id: str, session_id: str, as_json: bool
+    ctx: click.Context,
+    question: str,
+    collection: str | None,
+    user_id: str,
+    session_id: str,
+    route: RequestedRoute,
+    as_json: bool,
 ) -> None:
     """Ask one question."""
-    reply = assistant_from(ctx).ask(question, user_id=user_id, session_id=session_id, collection=collection)
+    bot = assistant_from(ctx)
+    reply = bot.ask(question, user_id=user_id, session_id=session_id, collection=collection, route=route)
     if as_json:
         click.echo(json.dumps(reply.to_dict(), indent=2, default=str))
     else:
@@ -167,7 +183,7 @@ def ask(
 @turn_options
 @click.pass_context
 @errors_to_exit
-def chat(ctx: click.Context, collection: str | None, user_id: str, session_id: str) -> None:
+def chat(ctx: click.Context, collection: str | None, user_id: str, session_id: str, route: RequestedRoute) -> None:
     """Chat in the terminal; answers stream as they are generated. Ctrl-D quits."""
     bot = assistant_from(ctx)
     click.secho("Ask about your documents (Ctrl-D to quit).", dim=True)
@@ -179,7 +195,8 @@ def chat(ctx: click.Context, collection: str | None, user_id: str, session_id: s
             return
         try:
             click.echo("assistant> ", nl=False)
-            for chunk in bot.stream(question, user_id=user_id, session_id=session_id, collection=collection):
+            turn = bot.stream(question, user_id=user_id, session_id=session_id, collection=collection, route=route)
+            for chunk in turn:
                 click.echo(chunk.text, nl=False)
                 if chunk.reply is not None:
                     click.echo()
@@ -210,15 +227,29 @@ def collections_list(ctx: click.Context) -> None:
 @click.argument("name")
 @click.option("--embedder", "model", help="Model directory (default: the embedding_model setting).")
 @click.option("--backend", type=click.Choice(["onnx-int8", "torch"]), help="Embedder backend.")
+@click.option("--local-only", is_flag=True, help="Never send this collection's questions to a large model.")
 @click.pass_context
 @errors_to_exit
-def collections_create(ctx: click.Context, name: str, model: str | None, backend: str | None) -> None:
+def collections_create(ctx: click.Context, name: str, model: str | None, backend: str | None, local_only: bool) -> None:
     from retrievers.embedder import EmbedderSpec
 
     bot = assistant_from(ctx)
     default = bot.settings.embedder_spec
-    info = bot.create_collection(name, EmbedderSpec(model or default.model, backend or default.backend))
-    click.echo(f"created {info.name} (embedder {info.embedder}, dimension {info.dimension})")
+    spec = EmbedderSpec(model or default.model, backend or default.backend)
+    info = bot.create_collection(name, spec, local_only=local_only)
+    private = ", local-only" if info.local_only else ""
+    click.echo(f"created {info.name} (embedder {info.embedder}, dimension {info.dimension}{private})")
+
+
+@collections.command("privacy")
+@click.argument("name")
+@click.option("--local-only/--shared", required=True, help="local-only: never escalated; shared: may be.")
+@click.pass_context
+@errors_to_exit
+def collections_privacy(ctx: click.Context, name: str, local_only: bool) -> None:
+    """Mark a collection local-only (its questions never reach a large model) or shared."""
+    info = assistant_from(ctx).set_local_only(name, local_only)
+    click.echo(f"{info.name}: {'local-only' if info.local_only else 'shared (may be escalated)'}")
 
 
 @collections.command("describe")
@@ -239,6 +270,7 @@ def collections_describe(ctx: click.Context, name: str, as_json: bool) -> None:
         "created": info.created_at.isoformat(timespec="seconds"),
         "updated": info.updated_at.isoformat(timespec="seconds"),
         "reindexing": info.reindexing,
+        "local_only": info.local_only,
     }
     if as_json:
         click.echo(json.dumps(fields, indent=2))
@@ -277,7 +309,7 @@ def collections_delete(ctx: click.Context, name: str, yes: bool) -> None:
     click.echo(f"deleted collection {name}")
 
 
-for _group in (sessions, memory, users, db):
+for _group in (sessions, memory, users, db, escalations, evaluate):
     cli.add_command(_group)
 
 

@@ -1,4 +1,5 @@
-"""`assistant sessions | memory | users | db`: conversations, what users told us, the schema.
+"""`assistant sessions | memory | users | escalations | db`: conversations, what users told us,
+what was sent to the large model, the schema.
 
 These commands open only the memory database: no model or vector store is loaded.
 """
@@ -12,7 +13,7 @@ import click
 
 from assistant.cli_support import errors_to_exit, memory_from, settings_from
 
-__all__ = ["db", "memory", "sessions", "users"]
+__all__ = ["db", "escalations", "memory", "sessions", "users"]
 
 _user_option = click.option("--user", "user_id", default="default", show_default=True, help="Whose data.")
 
@@ -218,3 +219,27 @@ def db_upgrade(ctx: click.Context) -> None:
 
     url = settings_from(ctx).resolved_database_url
     click.echo(f"{safe_url(url)}: at revision {upgrade(create_memory_engine(url))}")
+
+
+@click.command()
+@click.option("--user", "user_id", help="Only this user's calls.")
+@click.option("--session", "session_id", help="Only this session's calls.")
+@click.option("--limit", default=20, show_default=True, help="Most recent calls shown.")
+@click.option("--json", "as_json", is_flag=True, help="Every field, including exactly what was sent.")
+@click.pass_context
+@errors_to_exit
+def escalations(ctx: click.Context, user_id: str | None, session_id: str | None, limit: int, as_json: bool) -> None:
+    """The large-model audit: what was sent, where, when, why, and at what cost."""
+    from dataclasses import asdict
+
+    records = memory_from(ctx).escalations.list(user_id=user_id, session_id=session_id, limit=limit)
+    if as_json:
+        click.echo(json.dumps([asdict(r) for r in records], indent=2, default=str, ensure_ascii=False))
+        return
+    for r in records:
+        who = f"{r.user_id or '(deleted)'}/{r.session_id or '-'}"
+        click.echo(
+            f"{r.created_at:%Y-%m-%d %H:%M:%S}  {who}  {r.status} after {r.attempts} attempt(s)  "
+            f"{r.prompt_tokens}+{r.completion_tokens} tokens  {r.model} at {r.endpoint}"
+        )
+        click.secho(f"    why: {r.reason}" + (f"\n    error: {r.error}" if r.error else ""), dim=True)

@@ -15,13 +15,15 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
 
 from assistant.settings import Settings
+from chains.escalate import Budgets, Escalator, RetryPolicy
 from chains.facts import FactExtractor
 from chains.history import ConversationRecall
 from chains.pipeline import AnswerPipeline
 from chains.prompt import PromptBudget, PromptBuilder
 from chains.reply import Reply, ReplyChunk
-from chains.route import RoutePolicy
+from chains.route import RequestedRoute, RoutePolicy, Thresholds
 from chains.summarize import Summarizer
+from memory.audit import EscalationRecord
 from memory.facts import Fact
 from memory.store import SessionInfo, SQLMemory, StoredMessage, StoredSummary, UserDeletion
 from memory.transfer import export_session, import_session
@@ -36,6 +38,29 @@ if TYPE_CHECKING:
     from langchain_core.documents import Document
 
 __all__ = ["Assistant"]
+
+
+def thresholds(settings: Settings) -> Thresholds:
+    return Thresholds(
+        min_relevance=settings.min_relevance,
+        min_score_gap=settings.min_score_gap,
+        min_context_fit=settings.min_context_fit,
+        min_mean_logprob=settings.min_mean_logprob,
+        min_min_logprob=settings.min_min_logprob,
+        min_support=settings.min_support,
+        escalate_declined=settings.escalate_declined,
+    )
+
+
+def budgets(settings: Settings) -> Budgets:
+    return Budgets(
+        calls_per_session=settings.budget_calls_per_session,
+        tokens_per_session=settings.budget_tokens_per_session,
+        calls_per_user_per_day=settings.budget_calls_per_user_per_day,
+        tokens_per_user_per_day=settings.budget_tokens_per_user_per_day,
+        calls_per_day=settings.budget_calls_per_day,
+        tokens_per_day=settings.budget_tokens_per_day,
+    )
 
 
 def _approximate_tokens(text: str) -> int:
@@ -82,11 +107,7 @@ class Assistant:
                 fact_min_similarity=settings.fact_min_similarity,
             ),
             facts=FactExtractor.for_model(llm) if settings.remember_facts else None,
-            policy=RoutePolicy(
-                min_relevance=settings.min_relevance,
-                min_mean_logprob=settings.min_mean_logprob,
-                has_fallback=fallback is not None,
-            ),
+            policy=RoutePolicy(thresholds(settings), has_large=fallback is not None),
             prompt=PromptBuilder(
                 count_llm_tokens,
                 PromptBudget(
@@ -98,7 +119,16 @@ class Assistant:
                     facts_tokens=settings.facts_token_budget,
                 ),
             ),
-            fallback=fallback,
+            escalator=Escalator(
+                fallback,
+                memory.escalations,
+                count_tokens=count_llm_tokens,
+                budgets=budgets(settings),
+                retry=RetryPolicy(settings.fallback_deadline_s, settings.fallback_backoff_s),
+                answer_tokens=settings.fallback_max_tokens,
+            )
+            if fallback is not None
+            else None,
         )
 
     @classmethod
@@ -136,8 +166,15 @@ class Assistant:
     def collections(self) -> list[str]:
         return self.index.names()
 
-    def create_collection(self, collection: str, embedder: EmbedderSpec | None = None) -> CollectionInfo:
-        return self.index.create(check_collection_name(collection), embedder)
+    def create_collection(
+        self, collection: str, embedder: EmbedderSpec | None = None, *, local_only: bool = False
+    ) -> CollectionInfo:
+        """A new, empty collection; `local_only` ones are never sent to a large model."""
+        return self.index.create(check_collection_name(collection), embedder, local_only=local_only)
+
+    def set_local_only(self, collection: str, local_only: bool = True) -> CollectionInfo:
+        """Mark a collection local-only (its questions never leave this machine's model) or not."""
+        return self.index.set_local_only(check_collection_name(collection), local_only)
 
     def describe_collection(self, collection: str | None = None) -> CollectionInfo:
         return self.index.describe(self._collection(collection))
@@ -165,21 +202,40 @@ class Assistant:
     # Conversation ----------------------------------------------------------------------
 
     def ask(
-        self, question: str, *, user_id: str = "default", session_id: str = "default", collection: str | None = None
+        self,
+        question: str,
+        *,
+        user_id: str = "default",
+        session_id: str = "default",
+        collection: str | None = None,
+        route: RequestedRoute = "auto",
     ) -> Reply:
-        """Answer one question in a session; the turn is stored in memory."""
-        for chunk in self.stream(question, user_id=user_id, session_id=session_id, collection=collection):
+        """Answer one question in a session; the turn is stored in memory.
+
+        `route`: "auto" lets the router decide from the evidence; "local" never calls the
+        large model; "large" always does (unless the collection is local-only)."""
+        for chunk in self.stream(question, user_id=user_id, session_id=session_id, collection=collection, route=route):
             if chunk.reply is not None:
                 return chunk.reply
         raise AssertionError("the pipeline ended without a reply")
 
     def stream(
-        self, question: str, *, user_id: str = "default", session_id: str = "default", collection: str | None = None
+        self,
+        question: str,
+        *,
+        user_id: str = "default",
+        session_id: str = "default",
+        collection: str | None = None,
+        route: RequestedRoute = "auto",
     ) -> Iterator[ReplyChunk]:
         """The answer's text as it is produced; the last chunk carries the whole Reply."""
         return self.pipeline.turn(
-            question, user_id=user_id, session_id=session_id, collection=self._collection(collection)
+            question, user_id=user_id, session_id=session_id, collection=self._collection(collection), route=route
         )
+
+    def escalations(self, user_id: str | None = None, session_id: str | None = None) -> list[EscalationRecord]:
+        """The large-model audit, most recent first: what was sent, where, when, at what cost."""
+        return self.memory.escalations.list(user_id=user_id, session_id=session_id)
 
     def sessions(self, user_id: str | None = None) -> list[SessionInfo]:
         return self.memory.sessions(user_id)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Any
+from urllib.parse import urlparse
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
@@ -52,14 +54,23 @@ def build_fallback(settings: Settings) -> BaseChatModel | None:
 
     # Local servers (llama_cpp.server, vLLM, Ollama) accept any key; hosted ones need theirs.
     key = os.environ.get(settings.fallback_api_key_env) or "unset"
+    # langchain-openai sends the limit as `max_completion_tokens`, which OpenAI wants but
+    # llama_cpp.server and older vLLM / Ollama ignore (they would generate to the context's end),
+    # so other endpoints get the classic `max_tokens` in the body.
+    hosted_by_openai = urlparse(settings.fallback_base_url).hostname == "api.openai.com"
+    limit: dict[str, Any] = (
+        {"max_tokens": settings.fallback_max_tokens}
+        if hosted_by_openai
+        else {"extra_body": {"max_tokens": settings.fallback_max_tokens}}
+    )
     return ChatOpenAI(
         base_url=settings.fallback_base_url,
         model=settings.fallback_model,
         api_key=key,  # type: ignore[arg-type]
-        timeout=settings.fallback_timeout_s,
-        max_retries=1,
-        max_tokens=settings.fallback_max_tokens,  # type: ignore[call-arg]
+        timeout=min(settings.fallback_timeout_s, settings.fallback_deadline_s),
+        max_retries=0,  # the Escalator retries, with backoff, within fallback_deadline_s
         temperature=0,
+        **limit,
     )
 
 

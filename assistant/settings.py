@@ -26,7 +26,7 @@ from assistant.errors import ConfigurationError
 if TYPE_CHECKING:
     from retrievers.embedder import EmbedderSpec
 
-__all__ = ["Settings", "load_settings"]
+__all__ = ["Settings", "load_settings", "write_settings"]
 
 ENV_PREFIX = "ASSISTANT_"
 
@@ -119,6 +119,8 @@ class Settings(BaseSettings):
     )
 
     # Routing -------------------------------------------------------------------------
+    # A signal below its threshold counts against answering locally; -inf or 0 turns a check off.
+    # `assistant eval routing QA_FILE --write-settings` calibrates them on a labelled set.
     min_relevance: float = Field(
         0.33,
         ge=-1.0,
@@ -126,22 +128,56 @@ class Settings(BaseSettings):
         description="Cosine similarity the best passage must reach to count as relevant "
         "(0.33: calibrated on data/handbook_qa.jsonl with all-MiniLM-L6-v2).",
     )
+    min_score_gap: float = Field(
+        0.0, ge=0.0, description="Lead the best passage must have over the next; 0: not checked."
+    )
+    min_context_fit: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="Share of the relevant passages' tokens that must fit the local model's prompt; "
+        "below it the question goes to the large model without a local draft.",
+    )
     min_mean_logprob: float = Field(
-        -0.9,
-        le=0.0,
-        description="Mean token log-probability below which a local answer is low-confidence.",
+        -0.9, le=0.0, description="Mean token log-probability of the local draft below which it is low-confidence."
     )
+    min_min_logprob: float = Field(
+        float("-inf"), le=0.0, description="Lowest token log-probability allowed in the local draft; -inf: off."
+    )
+    min_support: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of the draft's new content words that must occur in the passages; 0: off.",
+    )
+    escalate_declined: bool = Field(True, description="Escalate when the local draft says the documents do not answer.")
 
-    # Large-model fallback --------------------------------------------------------------
+    # Large model ---------------------------------------------------------------------
     fallback_base_url: str | None = Field(
-        None, description="Base URL of an OpenAI-compatible endpoint (…/v1). Unset: no fallback."
+        None,
+        description="Base URL of the large model's OpenAI-compatible endpoint (…/v1): llama_cpp.server, "
+        "vLLM, Ollama, OpenAI. Unset: no large model (unless one is passed to the Assistant).",
     )
-    fallback_model: str | None = Field(None, description="Model name sent to the fallback endpoint.")
+    fallback_model: str | None = Field(None, description="Model name sent to the large model's endpoint.")
     fallback_api_key_env: str = Field(
-        "OPENAI_API_KEY", description="Name of the environment variable that holds the fallback's API key."
+        "OPENAI_API_KEY", description="Name of the environment variable that holds the large model's API key."
     )
-    fallback_timeout_s: float = Field(60.0, gt=0, description="Seconds before a fallback call gives up.")
-    fallback_max_tokens: int = Field(400, ge=8, description="Most tokens the fallback may generate.")
+    fallback_timeout_s: float = Field(60.0, gt=0, description="Seconds one large-model call may take.")
+    fallback_deadline_s: float = Field(
+        90.0, gt=0, description="Seconds after which no retry of a failed large-model call is started."
+    )
+    fallback_backoff_s: float = Field(
+        0.5, ge=0, description="First wait before retrying a failed large-model call; doubled each time."
+    )
+    fallback_max_tokens: int = Field(400, ge=8, description="Most tokens the large model may generate.")
+
+    # Large-model budgets (successful calls and their tokens; unset: unlimited; days are UTC) ----
+    budget_calls_per_session: int | None = Field(None, ge=0, description="Large-model calls per session.")
+    budget_tokens_per_session: int | None = Field(None, ge=0, description="Large-model tokens per session.")
+    budget_calls_per_user_per_day: int | None = Field(None, ge=0, description="Large-model calls per user per day.")
+    budget_tokens_per_user_per_day: int | None = Field(None, ge=0, description="Large-model tokens per user per day.")
+    budget_calls_per_day: int | None = Field(None, ge=0, description="Large-model calls per day, all users.")
+    budget_tokens_per_day: int | None = Field(None, ge=0, description="Large-model tokens per day, all users.")
 
     @field_validator("default_collection")
     @classmethod
@@ -214,3 +250,22 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigurationError(
             f"{ENV_PREFIX}CONFIG", f"{config or 'assistant.toml'} is not valid TOML ({exc})", "Fix the file's syntax."
         ) from None
+
+
+def write_settings(values: dict[str, Any], path: Path | None = None) -> Path:
+    """Set keys in the TOML settings file (the one load_settings reads), keeping its other
+    lines and comments; the file is created if missing. Returns its path."""
+    import tomlkit
+
+    unknown = sorted(set(values) - set(Settings.model_fields))
+    if unknown:
+        raise ConfigurationError(unknown[0], "is not a setting", "This is a bug in the caller; report it.")
+    target = path or Path(os.environ.get(f"{ENV_PREFIX}CONFIG", "assistant.toml"))
+    try:
+        document = tomlkit.parse(target.read_text(encoding="utf-8")) if target.exists() else tomlkit.document()
+    except (OSError, tomlkit.exceptions.ParseError) as exc:
+        raise ConfigurationError(str(target), f"cannot be read as TOML ({exc})", "Fix or move the file.") from None
+    for key, value in values.items():
+        document[key] = value
+    target.write_text(tomlkit.dumps(document), encoding="utf-8")
+    return target

@@ -1,9 +1,10 @@
-"""One conversational turn: recall → condense → retrieve → route → prompt → generate → cite → remember → learn.
+"""One conversational turn: recall → condense → retrieve → route → draft → route → escalate → cite → remember → learn.
 
 `turn()` is a generator of ReplyChunks (text as it is produced, then the Reply), so
-`ask` and `stream` share one code path. When a large model is configured the local
-draft is generated whole before anything is shown, because the router may still
-reject it; without one, local tokens stream as they come.
+`ask` and `stream` share one code path. When the turn may still be escalated, the
+local draft is generated whole before anything is shown, because the router may
+reject it; otherwise (no large model, route="local", a local-only collection)
+local tokens stream as they come.
 """
 
 from __future__ import annotations
@@ -17,15 +18,15 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessageChunk, BaseMessage
 
-from assistant.errors import InvalidQuestionError
-from chains.condense import Condensed, Condenser
+from assistant.errors import ConfigurationError, InvalidQuestionError
+from chains.condense import Condensed, Condenser, needs_context
+from chains.escalate import Escalator, large_messages
 from chains.evidence import Evidence, select_evidence
 from chains.facts import FactExtractor
-from chains.fallback import fallback_errors, fallback_messages
 from chains.history import ConversationRecall
 from chains.prompt import BuiltPrompt, PromptBuilder
 from chains.reply import Reply, ReplyChunk, Source
-from chains.route import Decision, RoutePolicy, confidence_signals
+from chains.route import Decision, RequestedRoute, RoutePolicy, check_requested_route, draft_signals
 from memory.store import NewMessage, SQLMemory, StoredMessage, TurnIds, check_id
 from retrievers.passage import Passage
 from retrievers.retriever import PassageRetriever
@@ -38,7 +39,7 @@ MAX_QUESTION_CHARS = 4000
 
 @dataclass
 class Prepared:
-    """A turn up to its prompt; `prompt` is None when the router decided before generation."""
+    """A turn up to its local prompt: everything the router looks at before a draft."""
 
     question: str  # as asked, whitespace normalised
     clock: _Clock
@@ -47,9 +48,11 @@ class Prepared:
     relevant: list[Passage]
     history: list[StoredMessage]
     signals: dict[str, Any]
-    decision: Decision | None = None
+    collection: str
+    local_only: bool
+    requested: RequestedRoute = "auto"
     evidence: list[Evidence] = field(default_factory=list)
-    prompt: BuiltPrompt | None = None
+    prompt: BuiltPrompt | None = None  # None when no passage is relevant
 
 
 @dataclass
@@ -73,7 +76,7 @@ class AnswerPipeline:
         policy: RoutePolicy,
         prompt: PromptBuilder,
         facts: FactExtractor | None = None,
-        fallback: BaseChatModel | None = None,
+        escalator: Escalator | None = None,
     ) -> None:
         self.llm = llm
         self.count_tokens = count_tokens
@@ -83,31 +86,45 @@ class AnswerPipeline:
         self.policy = policy
         self.prompt = prompt
         self.facts = facts
-        self.fallback = fallback
+        self.escalator = escalator
         self.condenser = Condenser(llm)
 
-    def turn(self, question: str, *, user_id: str, session_id: str, collection: str) -> Iterator[ReplyChunk]:
+    def turn(
+        self, question: str, *, user_id: str, session_id: str, collection: str, route: str = "auto"
+    ) -> Iterator[ReplyChunk]:
         """Text chunks, then the Reply, whose answer is exactly the text that was shown."""
         shown: list[str] = []
-        for chunk in self._turn(question, user_id, session_id, collection):
+        audit_ids: list[int] = []
+        prepared = self.prepare(question, user_id=user_id, session_id=session_id, collection=collection, route=route)
+        for chunk in self._turn(prepared, user_id, session_id, audit_ids):
             if chunk.reply is None:
                 shown.append(chunk.text)
                 yield chunk
                 continue
             reply = replace(chunk.reply, answer="".join(shown))
             ids = self._remember(user_id, session_id, reply)
+            self.memory.escalations.link(audit_ids, ids.answer_id)
             reply = replace(reply, remembered=self._learn(user_id, reply.question, ids.question_id))
             yield ReplyChunk("", reply)
 
-    def prepare(self, question: str, *, user_id: str, session_id: str, collection: str) -> Prepared:
+    def prepare(
+        self, question: str, *, user_id: str, session_id: str, collection: str, route: str = "auto"
+    ) -> Prepared:
         """Everything before generation: recall, condense, retrieve, evidence, prompt.
 
         Everything the caller can get wrong is checked first, before any model runs."""
         check_id("user_id", user_id)
         check_id("session_id", session_id)
+        requested = check_requested_route(route)
         question = _check_question(question)
-        clock = _Clock()
         retriever = self.retriever(collection)  # unknown collection fails before any work
+        if requested == "large" and not retriever.local_only and self.escalator is None:
+            raise ConfigurationError(
+                "fallback_base_url",
+                "is not set, so route='large' has no large model to ask",
+                "Set fallback_base_url and fallback_model, pass fallback= to the Assistant, or use route='auto'.",
+            )
+        clock = _Clock()
         history, summary = self.recall.history(user_id, session_id)
         clock.lap("recall_ms")
         previous = [str(m.signals.get("standalone_question") or m.content) for m in history if m.role == "user"]
@@ -115,70 +132,126 @@ class AnswerPipeline:
         clock.lap("condense_ms")
 
         passages = retriever.search(condensed.question)
-        signals: dict[str, Any] = {**self.policy.retrieval_signals(passages), "condensed_by": condensed.method}
+        signals: dict[str, Any] = {
+            **self.policy.retrieval_signals(passages),
+            "condensed_by": condensed.method,
+            "requested_route": requested,
+            "local_only": retriever.local_only,
+        }
         clock.lap("retrieve_ms")
         relevant = [p for p in passages if p.score >= self.policy.min_relevance]
-        prepared = Prepared(question, clock, condensed, passages, relevant, history, signals)
-        prepared.decision = self.policy.before_generation(passages)
-        if prepared.decision is None:
+        prepared = Prepared(
+            question,
+            clock,
+            condensed,
+            passages,
+            relevant,
+            history,
+            signals,
+            collection,
+            retriever.local_only,
+            requested,
+        )
+        if relevant:
             facts = self.recall.facts(user_id, condensed.question, retriever.embeddings)
             prepared.evidence = select_evidence(condensed.question, relevant, retriever.embeddings)
             prepared.prompt = self.prompt.build(
                 condensed.question, relevant, prepared.evidence, history, summary=summary, facts=facts
             )
             prepared.relevant = prepared.prompt.passages
+            signals["context_fit"] = prepared.prompt.context_fit
             signals["facts_recalled"] = len(facts)
             clock.lap("prompt_ms")
         return prepared
 
-    def _turn(self, question: str, user_id: str, session_id: str, collection: str) -> Iterator[ReplyChunk]:
-        prepared = self.prepare(question, user_id=user_id, session_id=session_id, collection=collection)
-        clock, condensed, passages, history = prepared.clock, prepared.condensed, prepared.passages, prepared.history
+    def decide(self, prepared: Prepared, *, drafted: bool) -> Decision:
+        return self.policy.decide(
+            prepared.signals,
+            requested=prepared.requested,
+            local_only=prepared.local_only,
+            collection=prepared.collection,
+            drafted=drafted,
+        )
+
+    def draft(self, prepared: Prepared, *, stream: bool) -> Generator[ReplyChunk, None, _Generated]:
+        """The local model's answer from the prepared prompt; its confidence signals join `prepared.signals`."""
+        assert prepared.prompt is not None
+        # A small model's first paragraph is its answer; what follows is mostly rambling.
+        generated = yield from self._generate(self.llm, prepared.prompt.messages, stream=stream, stop=["\n\n"])
+        prepared.clock.lap("generate_ms")
+        prepared.signals.update(
+            draft_signals(generated.text, generated.logprobs, prepared.relevant, prepared.condensed.question)
+        )
+        return generated
+
+    def large_request(self, prepared: Prepared) -> list[BaseMessage]:
+        """What the large model is sent for this turn (and nothing more)."""
+        follow_up = bool(prepared.history) and needs_context(prepared.question)
+        return large_messages(prepared.condensed.question, prepared.relevant, prepared.history, follow_up=follow_up)
+
+    def _turn(self, prepared: Prepared, user_id: str, session_id: str, audit_ids: list[int]) -> Iterator[ReplyChunk]:
         signals, relevant, evidence = prepared.signals, prepared.relevant, prepared.evidence
-        decision = prepared.decision
+        live = not (self.escalator is not None and self.policy.may_escalate(prepared.requested, prepared.local_only))
+        decision = self.decide(prepared, drafted=False)
         generated: _Generated | None = None
-        if prepared.prompt is not None:
-            live = self.fallback is None
-            # A small model's first paragraph is its answer; what follows is mostly rambling.
-            generated = yield from self._generate(self.llm, prepared.prompt.messages, stream=live, stop=["\n\n"])
-            clock.lap("generate_ms")
-            signals.update(confidence_signals(generated.logprobs))
-            decision = self.policy.after_generation(signals)
-            if decision.route == "local" and not live:
-                yield ReplyChunk(generated.text)
-        assert decision is not None
+        shown = False
+        if decision.route == "draft":
+            generated = yield from self.draft(prepared, stream=live)
+            shown = live
+            decision = self.decide(prepared, drafted=True)
 
-        if decision.route == "fallback":
-            assert self.fallback is not None
-            escalated = yield from self._escalate(condensed.question, relevant, history, decision, generated)
-            decision, generated = escalated
-            clock.lap("fallback_ms")
+        if decision.route == "large":
+            assert self.escalator is not None
+            outcome = self.escalator.ask(
+                self.large_request(prepared),
+                reason=decision.reason,
+                user_id=user_id,
+                session_id=session_id,
+                collection=prepared.collection,
+            )
+            audit_ids.extend(outcome.audit_ids)
+            prepared.clock.lap("large_ms")
+            if outcome.answer is not None:
+                answer = outcome.answer
+                generated = _Generated(answer.text, answer.model, [], answer.prompt_tokens, answer.completion_tokens)
+                yield ReplyChunk(answer.text)
+                shown = True
+            else:
+                if generated is None and prepared.prompt is not None:
+                    generated = yield from self.draft(prepared, stream=True)
+                    shown = True
+                decision = decision.declined(outcome.problem, has_draft=generated is not None, note=outcome.note)
 
+        if decision.route == "local" and generated is not None and not shown:
+            yield ReplyChunk(generated.text)
         if decision.route == "abstain":
-            yield ReplyChunk(_abstention(collection, passages))
+            yield ReplyChunk(_abstention(prepared.collection, prepared.passages))
         cited = _cited(relevant, evidence, decision)
         tail = _evidence_tail(evidence, decision)
         if tail:
             yield ReplyChunk(tail)
+        if decision.note:
+            yield ReplyChunk(f"\n\n({decision.note})")
 
+        usage = {
+            "prompt_tokens": generated.prompt_tokens if generated else 0,
+            "completion_tokens": generated.completion_tokens if generated else 0,
+        }
         yield ReplyChunk(
             "",
             Reply(
                 answer="",  # filled in by turn() from the text shown
                 sources=cited,
-                route=decision.route,
+                route=decision.route,  # type: ignore[arg-type]
                 reason=decision.reason,
                 model=generated.model if generated and decision.route != "abstain" else "",
                 question=prepared.question,
-                standalone_question=condensed.question,
+                standalone_question=prepared.condensed.question,
                 low_confidence=decision.low_confidence,
                 evidence=evidence[0].sentence if evidence else "",
                 signals=signals,
-                usage={
-                    "prompt_tokens": generated.prompt_tokens if generated else 0,
-                    "completion_tokens": generated.completion_tokens if generated else 0,
-                },
-                timings={**clock.laps, "total_ms": clock.total()},
+                usage=usage,
+                timings={**prepared.clock.laps, "total_ms": prepared.clock.total()},
             ),
         )
 
@@ -206,30 +279,6 @@ class AnswerPipeline:
             prompt_tokens=int(usage.get("input_tokens", 0)),
             completion_tokens=int(usage.get("output_tokens", 0)),
         )
-
-    def _escalate(
-        self,
-        question: str,
-        passages: list[Passage],
-        history: list[StoredMessage],
-        decision: Decision,
-        draft: _Generated | None,
-    ) -> Generator[ReplyChunk, None, tuple[Decision, _Generated | None]]:
-        assert self.fallback is not None
-        try:
-            messages = fallback_messages(question, passages, history)
-            # Buffered, not streamed: a connection that breaks mid-answer must not leave half an
-            # answer on screen followed by the local draft.
-            generated = yield from self._generate(self.fallback, messages, stream=False)
-            yield ReplyChunk(generated.text)
-            return decision, generated
-        except fallback_errors() as exc:
-            log.warning("large model failed (%s): %s", type(exc).__name__, exc)
-            failure = f"{decision.reason}, but it failed ({type(exc).__name__}: {exc})"
-            if draft is None:
-                return Decision("abstain", f"{failure}; nothing relevant to answer from locally"), None
-            yield ReplyChunk(draft.text)
-            return Decision("local", f"{failure}; kept the local answer", low_confidence=True), draft
 
     def _learn(self, user_id: str, message: str, message_id: int) -> list[str]:
         """Store what the user said about themselves in this message; the facts' texts."""

@@ -36,6 +36,7 @@ class BuiltPrompt:
     messages: list[BaseMessage]
     passages: list[Passage]  # the passages that made it into the prompt, in order
     tokens: int
+    context_fit: float = 1.0  # share of the given passages' tokens that fit in the prompt
 
 
 @dataclass(frozen=True)
@@ -76,13 +77,19 @@ class PromptBuilder:
         used: list[Passage] = []
         blocks: list[str] = []
         spent = self.count(key_facts) + 8 if key_facts else 0
+        needed = kept = 0
+        full = False  # once a passage does not fit, later ones are only counted
         for number, passage in enumerate(passages, start=1):
-            block = self._fit(f"[{number}] {passage.title}\n{passage.text}", passage_room - spent)
+            whole = f"[{number}] {passage.title}\n{passage.text}"
+            needed += self.count(whole)
+            block = None if full else self._fit(whole, passage_room - spent)
             if block is None:
-                break
+                full = True
+                continue
             blocks.append(block)
             used.append(passage)
             spent += self.count(block)
+            kept += self.count(block)
         context = (f"Key facts:\n{key_facts}\n\n" if key_facts else "") + "Documents:\n" + "\n\n".join(blocks)
         about = self._about_user(facts, min(self.budget.facts_tokens, room - spent))
         spent += self.count(about) if about else 0
@@ -93,7 +100,7 @@ class PromptBuilder:
         turns = self._history(history, min(self.budget.history_tokens, room - spent))
         messages: list[BaseMessage] = [SystemMessage(f"{system}\n\n{context}{about}"), *turns, HumanMessage(question)]
         tokens = sum(self.count(m.text) + _PER_MESSAGE for m in messages)
-        return BuiltPrompt(messages, used, tokens)
+        return BuiltPrompt(messages, used, tokens, round(kept / needed, 4) if needed else 1.0)
 
     def _fit(self, text: str, room: int) -> str | None:
         """The text, cut at a sentence end to fit `room` tokens; None if not even a sentence fits."""

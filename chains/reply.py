@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 __all__ = ["Reply", "ReplyChunk", "Route", "Source"]
 
-Route = Literal["local", "fallback", "abstain"]
+Route = Literal["local", "large", "abstain"]
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-__all__ = ["Base", "ChatSession", "Message", "SessionSummary", "User", "UserFact"]
+__all__ = ["Base", "ChatSession", "Escalation", "Message", "SessionSummary", "User", "UserFact"]
 
 
 def utcnow() -> datetime:
@@ -106,3 +106,35 @@ class UserFact(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     user: Mapped[User] = relationship(back_populates="facts")
+
+
+class Escalation(Base):
+    """One call to the large model: exactly what was sent, where, when, and how it went.
+
+    User and session are external ids, not foreign keys: deleting a session redacts
+    its rows (`request` emptied) but keeps their counts, so budgets cannot be reset
+    by deleting sessions; deleting a user also clears the ids.
+    """
+
+    __tablename__ = "escalations"
+    __table_args__ = (
+        Index("ix_escalations_created_at", "created_at"),
+        Index("ix_escalations_user", "user_id", "session_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    user_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    session_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    collection: Mapped[str] = mapped_column(String(512))
+    endpoint: Mapped[str] = mapped_column(Text)  # base URL, or the chat model's class for one passed in
+    model: Mapped[str] = mapped_column(String(255))
+    reason: Mapped[str] = mapped_column(Text)
+    request: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # None once redacted
+    status: Mapped[str] = mapped_column(String(16))  # "ok" or "failed"
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer)
+    prompt_tokens: Mapped[int] = mapped_column(Integer)
+    completion_tokens: Mapped[int] = mapped_column(Integer)
+    duration_ms: Mapped[float] = mapped_column(Float)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"), nullable=True)

@@ -18,6 +18,7 @@ from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.orm import Session
 
 from assistant.errors import InvalidInputError, UnknownSessionError
+from memory.audit import EscalationLog, redact_session, redact_user
 from memory.db import Database
 from memory.facts import FactStore
 from memory.migrate import upgrade
@@ -146,6 +147,7 @@ class SQLMemory:
         upgrade(engine)
         self.db = Database(engine)
         self.facts = FactStore(self.db)
+        self.escalations = EscalationLog(self.db)
 
     # Writes -------------------------------------------------------------------------
 
@@ -217,6 +219,7 @@ class SQLMemory:
             db.execute(delete(SessionSummary).where(SessionSummary.session_id == chat.id))
             db.execute(delete(Message).where(Message.session_id == chat.id))
             db.execute(delete(ChatSession).where(ChatSession.id == chat.id))
+            redact_session(db, user_id, session_id)
 
         self.db.write(work)
 
@@ -239,6 +242,7 @@ class SQLMemory:
             db.execute(delete(Message).where(Message.session_id.in_(sessions)))
             db.execute(delete(ChatSession).where(ChatSession.user_id == user.id))
             db.execute(delete(User).where(User.id == user.id))
+            redact_user(db, user_id)
             return counted
 
         return self.db.write(work)

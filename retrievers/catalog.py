@@ -72,6 +72,7 @@ class CollectionRow:
     generation: int
     embedder: EmbedderInfo
     building: dict[str, Any] | None
+    local_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ class CollectionInfo:
     created_at: datetime
     updated_at: datetime
     reindexing: bool
+    local_only: bool  # its questions are never sent to a large model
 
 
 @dataclass(frozen=True)
@@ -153,6 +155,7 @@ def _row(row: Any) -> CollectionRow:
         generation=row.generation,
         embedder=_embedder_from_json(row.embedder),
         building=row.building,
+        local_only=bool(row.local_only),
     )
 
 
@@ -204,7 +207,7 @@ class Catalog:
         with self._read() as conn:
             return list(conn.scalars(select(collections.c.name).order_by(collections.c.name)))
 
-    def create(self, name: str, chroma_name: str, embedder: EmbedderInfo) -> CollectionRow:
+    def create(self, name: str, chroma_name: str, embedder: EmbedderInfo, *, local_only: bool = False) -> CollectionRow:
         now = _now()
         try:
             with self._tx() as conn:
@@ -214,6 +217,7 @@ class Catalog:
                         chroma_name=chroma_name,
                         generation=1,
                         embedder=_embedder_to_json(embedder),
+                        local_only=local_only,
                         created_at=now,
                         updated_at=now,
                     )
@@ -249,7 +253,13 @@ class Catalog:
             created_at=row.created_at,
             updated_at=row.updated_at,
             reindexing=col.building is not None,
+            local_only=col.local_only,
         )
+
+    def set_local_only(self, name: str, local_only: bool) -> None:
+        col = self.require(name)
+        with self._tx() as conn:
+            conn.execute(update(collections).where(collections.c.id == col.id).values(local_only=local_only))
 
     def set_building(self, collection_id: int, building: dict[str, Any] | None) -> None:
         with self._tx() as conn:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Float,
@@ -17,6 +18,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 __all__ = ["chunks", "collections", "documents", "metadata"]
@@ -36,6 +38,7 @@ collections = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("lock_owner", String(255), nullable=True),
     Column("lock_until", Float, nullable=True),  # epoch seconds
+    Column("local_only", Boolean, nullable=False, server_default=false()),  # never escalated to a large model
 )
 
 documents = Table(

@@ -139,13 +139,13 @@ class DocumentIndex:
     def names(self) -> list[str]:
         return self.catalog.names()
 
-    def create(self, name: str, embedder: EmbedderSpec | None = None) -> CollectionInfo:
+    def create(self, name: str, embedder: EmbedderSpec | None = None, *, local_only: bool = False) -> CollectionInfo:
         """A new, empty collection embedded by `embedder` (default: the settings' one)."""
         check_collection_name(name)
         embeddings = self.embedders.load(embedder) if embedder else self.embedders.default()
         info = self.embedders.info(embeddings)
         chroma_name = _chroma_name(name)
-        self.catalog.create(name, chroma_name, info)
+        self.catalog.create(name, chroma_name, info, local_only=local_only)
         self.store.create(chroma_name, info.name, info.dimension)
         return self.catalog.info(name)
 
@@ -156,6 +156,10 @@ class DocumentIndex:
             self.create(name)
             found = self.catalog.require(name)
         return found
+
+    def set_local_only(self, name: str, local_only: bool = True) -> CollectionInfo:
+        self.catalog.set_local_only(check_collection_name(name), local_only)
+        return self.catalog.info(name)
 
     def describe(self, name: str) -> CollectionInfo:
         return self.catalog.info(check_collection_name(name))
@@ -252,8 +256,8 @@ class DocumentIndex:
     def retriever(self, name: str, k: int) -> PassageRetriever:
         from retrievers.retriever import PassageRetriever
 
-        self.catalog.require(check_collection_name(name))
-        return PassageRetriever(index=self, collection=name, k=k)
+        col = self.catalog.require(check_collection_name(name))
+        return PassageRetriever(index=self, collection=name, k=k, local_only=col.local_only)
 
     def check(self, name: str) -> IndexCheck:
         """Compare the catalog with Chroma, id by id."""

@@ -30,6 +30,7 @@ class PassageRetriever(BaseRetriever):
     index: Any  # DocumentIndex; Any keeps pydantic from importing it at class creation
     collection: str
     k: int = 4
+    local_only: bool = False  # the collection's questions never go to a large model
 
     @property
     def embeddings(self) -> Embeddings:

@@ -7,10 +7,8 @@ temporary directories. Without the binaries a test is skipped locally; under CI
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +16,8 @@ import pytest
 
 from assistant import Assistant, Settings
 from assistant.llamacpp import bundled_gguf_path
-from tests.services import temporary_postgres
+from tests.services import free_port, stop, temporary_postgres, wait_for_port
+from tests.services import llama_server as start_llama_server
 
 ROOT = Path(__file__).resolve().parents[1]
 HANDBOOK = ROOT / "data" / "handbook"
@@ -33,32 +32,6 @@ def unavailable(reason: str) -> None:
     if IN_CI:
         pytest.fail(f"required test service unavailable in CI: {reason}")
     pytest.skip(reason)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float, log: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}: {log.read_text()[-2000:]}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise RuntimeError(f"server did not listen on {port} within {timeout}s: {log.read_text()[-2000:]}")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
 
 
 @pytest.fixture(scope="session")
@@ -107,39 +80,17 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stop(process)
 
 
-@pytest.fixture(scope="session")
-def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real OpenAI-compatible endpoint: llama_cpp.server serving the bundled GGUF."""
+def llama_server_available() -> None:
     try:
         import llama_cpp.server  # noqa: F401
     except ImportError:
         unavailable("llama-cpp-python[server] is not installed")
-    port = free_port()
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real OpenAI-compatible endpoint: llama_cpp.server serving the bundled GGUF as "large"."""
+    llama_server_available()
     log = tmp_path_factory.mktemp("llama-server") / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "llama_cpp.server",
-                "--model",
-                str(bundled_gguf_path()),
-                "--model_alias",
-                "large",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--n_ctx",
-                "2048",
-                "--logits_all",
-                "true",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        wait_for_port(port, process, 120, log)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        stop(process)
+    with start_llama_server(bundled_gguf_path(), log) as (url, _process):
+        yield url

@@ -86,7 +86,13 @@ def test_upgrade_from_the_first_revision_keeps_every_row(empty_engine: Engine) -
         conn.execute(
             insert(sessions).values(id=1, user_id=1, external_id="s1", title="Warranty", created_at=at, updated_at=at)
         )
-        for seq, role, content in [(1, "user", "What is the warranty?"), (2, "assistant", "Two years.")]:
+        turns = [
+            (1, "user", "What is the warranty?", None),
+            (2, "assistant", "Two years.", "local"),
+            (3, "user", "Who won the 2022 World Cup?", None),
+            (4, "assistant", "Argentina.", "fallback"),  # the large model's route before revision 0004
+        ]
+        for seq, role, content, route in turns:
             conn.execute(
                 insert(messages).values(
                     session_id=1,
@@ -94,7 +100,7 @@ def test_upgrade_from_the_first_revision_keeps_every_row(empty_engine: Engine) -
                     role=role,
                     content=content,
                     token_count=4,
-                    route="local" if role == "assistant" else None,
+                    route=route,
                     model=None,
                     reason=None,
                     sources=[{"file": "warranty.md"}] if role == "assistant" else [],
@@ -109,6 +115,8 @@ def test_upgrade_from_the_first_revision_keeps_every_row(empty_engine: Engine) -
     assert [(m.seq, m.role, m.content, m.route) for m in messages] == [
         (1, "user", "What is the warranty?", None),
         (2, "assistant", "Two years.", "local"),
+        (3, "user", "Who won the 2022 World Cup?", None),
+        (4, "assistant", "Argentina.", "large"),
     ]
     assert messages[1].sources == [{"file": "warranty.md"}]
     assert memory.sessions("alice")[0].title == "Warranty"
@@ -118,7 +126,7 @@ def test_upgrade_from_the_first_revision_keeps_every_row(empty_engine: Engine) -
         "alice",
         "s1",
         StoredSummary(
-            through_seq=2, content="asked about warranty", token_count=4, model="m", created_at=messages[1].created_at
+            through_seq=4, content="asked about warranty", token_count=4, model="m", created_at=messages[3].created_at
         ),
     )
     assert memory.facts.list("alice")[0].session_id == "s1"

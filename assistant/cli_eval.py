@@ -1,0 +1,160 @@
+"""`assistant eval ...`: measure the assistant on a team's own labelled questions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from assistant.cli_support import assistant_from, errors_to_exit
+
+if TYPE_CHECKING:
+    from assistant.evals.routing import RoutingReport, ThresholdRow
+
+__all__ = ["evaluate", "print_routing_report"]
+
+
+@click.group("eval")
+def evaluate() -> None:
+    """Evaluate on a labelled question file (QA file format: see the README)."""
+
+
+@evaluate.command("routing")
+@click.argument("qa_file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--collection", "-c", help="Collection to answer from (default: the default_collection setting).")
+@click.option(
+    "--retention",
+    default=0.95,
+    show_default=True,
+    type=click.FloatRange(0.0, 1.0),
+    help="Operating point: the lowest escalation rate keeping this share of the always-escalate accuracy.",
+)
+@click.option(
+    "--signal",
+    type=click.Choice(["mean_logprob", "min_logprob", "support", "score_gap"]),
+    help="Signal of the operating point (default: the one with the highest AUROC).",
+)
+@click.option("--no-large", is_flag=True, help="Do not ask the large model, even if one is configured.")
+@click.option("--write-settings", is_flag=True, help="Write the operating point to the settings file.")
+@click.option(
+    "--settings-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="TOML file to write (default: ASSISTANT_CONFIG or ./assistant.toml).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (every question included).")
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Also save the JSON report.")
+@click.pass_context
+@errors_to_exit
+def eval_routing(
+    ctx: click.Context,
+    qa_file: Path,
+    collection: str | None,
+    retention: float,
+    signal: str | None,
+    no_large: bool,
+    write_settings: bool,
+    settings_file: Path | None,
+    as_json: bool,
+    output: Path | None,
+) -> None:
+    """How well each routing signal predicts a correct local answer, and where to set the threshold."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from assistant.evals.qa import load_qa
+    from assistant.evals.routing import evaluate_routing, settings_for
+    from assistant.settings import write_settings as save
+
+    items = load_qa(qa_file)
+    bot = assistant_from(ctx)
+    name = collection or bot.settings.default_collection
+    bot.describe_collection(name)  # an unknown collection fails before any model runs
+    answerable = sum(bool(i.answers) for i in items)
+    with Progress(console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task("questions", total=answerable)
+        report = evaluate_routing(
+            bot,
+            items,
+            name,
+            retention=retention,
+            signal=signal,
+            with_large=not no_large,
+            on_case=lambda n, _case: progress.update(task, completed=n),
+        )
+    document = json.dumps(report.to_dict(), indent=2, default=str, ensure_ascii=False)
+    if output:
+        output.write_text(document + "\n", encoding="utf-8")
+    if as_json:
+        click.echo(document)
+    else:
+        print_routing_report(report)
+    if write_settings:
+        if report.operating_point is None:
+            raise click.ClickException("no operating point: the local answers were all right or all wrong")
+        values = settings_for(report.operating_point)
+        path = save(values, settings_file)
+        shown = ", ".join(f"{k} = {v}" for k, v in values.items())
+        click.echo(f"wrote {shown} to {path}", err=True)
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
+def print_routing_report(report: RoutingReport) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    skipped = (
+        f" ({report.skipped_unanswerable} without expected answers skipped)" if report.skipped_unanswerable else ""
+    )
+    console.print(f"[bold]{report.questions} questions[/bold] on collection {report.collection!r}{skipped}")
+    console.print(f"local model accuracy: {_pct(report.local_accuracy)}")
+    console.print(f"large model accuracy (always escalate): {_pct(report.large_accuracy)}")
+    console.print(
+        f"router with the current settings: escalates {_pct(report.configured['escalation_rate'])}, "
+        f"accuracy {_pct(report.configured['accuracy'])}"
+    )
+    aurocs = Table(title="AUROC of each signal for predicting a correct local answer")
+    aurocs.add_column("signal")
+    aurocs.add_column("AUROC", justify="right")
+    for name, value in sorted(report.auroc.items(), key=lambda kv: -(kv[1] or 0)):
+        aurocs.add_row(name, "n/a" if value is None else f"{value:.3f}")
+    console.print(aurocs)
+    point = report.operating_point
+    for signal, rows in report.tables.items():
+        if point is not None and signal != point.signal:
+            continue
+        table = Table(title=f"Escalating when {signal} is below the threshold")
+        for column in ("threshold", "escalation rate", "router accuracy", "accuracy of answers kept local"):
+            table.add_column(column, justify="right")
+        for row in _spread(rows):
+            table.add_row(
+                f"{row.threshold:.4g}", _pct(row.escalation_rate), _pct(row.accuracy), _pct(row.kept_local_accuracy)
+            )
+        console.print(table)
+    if point is not None:
+        kept = f", {_pct(point.retention)} of the always-escalate accuracy" if point.retention is not None else ""
+        console.print(
+            f"operating point: {point.setting} = {point.threshold:.4g} → escalates {_pct(point.escalation_rate)}, "
+            f"accuracy {_pct(point.accuracy)}{kept} (target {report.retention_target:.0%})"
+        )
+    per = report.seconds_per_question
+    console.print(f"seconds per question: local {per['local']:.2f}, large {per['large']:.2f}")
+
+
+def _spread(rows: list[ThresholdRow]) -> list[ThresholdRow]:
+    """About a dozen rows spread over the escalation rates, always with both ends."""
+    if len(rows) <= 12:
+        return rows
+    picked: list[ThresholdRow] = []
+    seen: set[int] = set()
+    for target in [i / 10 for i in range(11)]:
+        row = min(rows, key=lambda r: abs(r.escalation_rate - target))
+        if id(row) not in seen:
+            seen.add(id(row))
+            picked.append(row)
+    return sorted(picked, key=lambda r: r.escalation_rate)

@@ -1,0 +1,1 @@
+"""Evaluations run on a team's own labelled questions (`assistant eval ...`)."""

@@ -1,0 +1,273 @@
+"""Calling the large model: what it is sent, budgets, retries, and the audit row.
+
+Only the standalone question, the passages and, when the question leans on the
+conversation, the last exchange are sent, never the whole history. Every call is
+recorded in the escalation audit with exactly what was sent. Budgets are checked
+against that audit before anything is sent. Transport and API errors (endpoint
+down, timeout, HTTP 429 / 5xx) are retried with exponential backoff until a
+deadline; a bad key or a rejected request is not retried. Any other exception is a
+bug of ours and is raised.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+
+from memory.audit import EscalationLog, NewEscalation, Spend
+from memory.store import StoredMessage
+from retrievers.passage import Passage
+
+__all__ = [
+    "LARGE_SYSTEM",
+    "Budgets",
+    "Escalator",
+    "LargeAnswer",
+    "Outcome",
+    "RetryPolicy",
+    "describe_endpoint",
+    "large_messages",
+    "transport_failure",
+]
+
+log = logging.getLogger(__name__)
+
+LARGE_SYSTEM = (
+    "You are a careful assistant for a team's internal documents. Answer from the numbered "
+    "passages when they are relevant and cite them as [n]. If they do not contain the answer, "
+    "say that the documents do not cover it, then answer briefly from general knowledge and say so."
+)
+_MAX_RETRY_AFTER_S = 30.0
+
+
+def large_messages(
+    question: str, passages: Sequence[Passage], history: Sequence[StoredMessage], *, follow_up: bool
+) -> list[BaseMessage]:
+    """The standalone question and the passages; the last exchange only for a follow-up."""
+    context = "\n\n".join(f"[{n}] {p.citation}\n{p.text}" for n, p in enumerate(passages, start=1))
+    system = LARGE_SYSTEM + (f"\n\nPassages:\n{context}" if context else "\n\nNo passages were found.")
+    last_exchange = list(history[-2:]) if follow_up else []
+    turns: list[BaseMessage] = [
+        AIMessage(m.content) if m.role == "assistant" else HumanMessage(m.content) for m in last_exchange
+    ]
+    return [SystemMessage(system), *turns, HumanMessage(question)]
+
+
+def transport_failure(exc: BaseException) -> tuple[bool, str] | None:
+    """(retryable, description) for a transport or API error of a chat model; None for anything else."""
+    try:
+        import openai
+    except ImportError:  # pragma: no cover - langchain-openai depends on it
+        openai = None  # type: ignore[assignment]
+    try:
+        import httpx
+    except ImportError:  # pragma: no cover
+        httpx = None  # type: ignore[assignment]
+    if openai is not None and isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        return status in (408, 409, 429) or status >= 500, f"HTTP {status} ({_short(exc)})"
+    if openai is not None and isinstance(exc, openai.APITimeoutError):
+        return True, "timed out"
+    if openai is not None and isinstance(exc, openai.APIConnectionError):
+        return True, f"connection failed ({_short(exc.__cause__ or exc)})"
+    if openai is not None and isinstance(exc, openai.APIError):
+        return False, f"{type(exc).__name__} ({_short(exc)})"
+    if httpx is not None and isinstance(exc, httpx.HTTPStatusError):
+        status = exc.response.status_code
+        return status in (408, 409, 429) or status >= 500, f"HTTP {status}"
+    if httpx is not None and isinstance(exc, httpx.TimeoutException | TimeoutError):
+        return True, "timed out"
+    if httpx is not None and isinstance(exc, httpx.TransportError):
+        return True, f"connection failed ({_short(exc)})"
+    if isinstance(exc, TimeoutError):
+        return True, "timed out"
+    if isinstance(exc, ConnectionError):
+        return True, f"connection failed ({_short(exc)})"
+    return None
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:160]
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    response = getattr(exc, "response", None)
+    value = getattr(response, "headers", {}).get("retry-after") if response is not None else None
+    try:
+        return min(float(value), _MAX_RETRY_AFTER_S) if value is not None else None
+    except ValueError:
+        return None
+
+
+def describe_endpoint(model: BaseChatModel) -> tuple[str, str]:
+    """(where, model name) of a chat model, as the audit records them."""
+    base = getattr(model, "openai_api_base", None) or getattr(model, "base_url", None)
+    name = getattr(model, "model_name", None) or getattr(model, "model", None) or type(model).__name__
+    where = str(base) if base else f"{type(model).__module__}.{type(model).__qualname__}"
+    return where, str(name)
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """Limits on successful large-model calls and their tokens; None is unlimited. Days are UTC."""
+
+    calls_per_session: int | None = None
+    tokens_per_session: int | None = None
+    calls_per_user_per_day: int | None = None
+    tokens_per_user_per_day: int | None = None
+    calls_per_day: int | None = None
+    tokens_per_day: int | None = None
+
+    def exceeded(self, log: EscalationLog, user_id: str, session_id: str, tokens: int) -> str | None:
+        """Which limit this call (about `tokens` tokens) would break, in words; None if none."""
+        scopes: tuple[tuple[str, int | None, int | None, Callable[[], Spend]], ...] = (
+            (
+                "this session",
+                self.calls_per_session,
+                self.tokens_per_session,
+                lambda: log.spend(user_id=user_id, session_id=session_id),
+            ),
+            (
+                "this user today",
+                self.calls_per_user_per_day,
+                self.tokens_per_user_per_day,
+                lambda: log.spend(user_id=user_id, day=True),
+            ),
+            ("all users today", self.calls_per_day, self.tokens_per_day, lambda: log.spend(day=True)),
+        )
+        for scope, calls, token_limit, measure in scopes:
+            if calls is None and token_limit is None:
+                continue
+            spend = measure()
+            if calls is not None and spend.calls >= calls:
+                return f"the large-model budget of {calls} calls for {scope} is used up"
+            if token_limit is not None and spend.tokens + tokens > token_limit:
+                return (
+                    f"the large-model budget of {token_limit} tokens for {scope} would be exceeded "
+                    f"({spend.tokens} used, about {tokens} more needed)"
+                )
+        return None
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    deadline_s: float = 90.0  # no new attempt starts after this many seconds
+    backoff_s: float = 0.5  # first wait; doubled after each failed attempt
+
+
+@dataclass(frozen=True)
+class LargeAnswer:
+    text: str
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass
+class Outcome:
+    answer: LargeAnswer | None
+    problem: str = ""  # why there is no answer, in words
+    note: str = ""  # what the reply says about it
+    audit_ids: list[int] = field(default_factory=list)
+
+
+class Escalator:
+    def __init__(
+        self,
+        model: BaseChatModel,
+        log: EscalationLog,
+        *,
+        count_tokens: Callable[[str], int],
+        budgets: Budgets | None = None,
+        retry: RetryPolicy | None = None,
+        answer_tokens: int = 0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.model = model
+        self.log = log
+        self.count_tokens = count_tokens
+        self.budgets = budgets or Budgets()
+        self.retry = retry or RetryPolicy()
+        self.answer_tokens = answer_tokens  # the most the large model may answer, for budget estimates
+        self.sleep = sleep
+        self.endpoint, self.model_name = describe_endpoint(model)
+
+    def ask(
+        self,
+        messages: list[BaseMessage],
+        *,
+        reason: str,
+        user_id: str | None,
+        session_id: str | None,
+        collection: str,
+        check_budget: bool = True,
+    ) -> Outcome:
+        estimate = sum(self.count_tokens(m.text) for m in messages) + self.answer_tokens
+        if check_budget and user_id is not None and session_id is not None:
+            over = self.budgets.exceeded(self.log, user_id, session_id, estimate)
+            if over:
+                return Outcome(None, over, "Answered locally: the large-model budget is used up.")
+        request = {"model": self.model_name, "messages": [_as_dict(m) for m in messages]}
+        started = time.monotonic()
+        attempts, problem = 0, ""
+        reply: AIMessage | None = None
+        while True:
+            attempts += 1
+            try:
+                result = self.model.invoke(messages)
+                reply = result if isinstance(result, AIMessage) else AIMessage(content=result.content)
+                break
+            except Exception as exc:
+                failure = transport_failure(exc)
+                if failure is None:
+                    raise
+                retryable, problem = failure
+                log.warning("large model call %d failed: %s", attempts, problem)
+                wait = _retry_after(exc) or self.retry.backoff_s * 2 ** (attempts - 1)
+                if not retryable or time.monotonic() - started + wait >= self.retry.deadline_s:
+                    break
+                self.sleep(wait)
+        elapsed = round((time.monotonic() - started) * 1000, 1)
+        usage: dict[str, Any] = dict(reply.usage_metadata or {}) if reply is not None else {}
+        text = reply.text.strip() if reply is not None else ""
+        prompt_tokens = int(usage.get("input_tokens") or (estimate if reply is not None else 0))
+        completion_tokens = int(usage.get("output_tokens") or (self.count_tokens(text) if text else 0))
+        model_name = str((reply.response_metadata or {}).get("model_name") or self.model_name) if reply else ""
+        audit_id = self.log.record(
+            NewEscalation(
+                user_id=user_id,
+                session_id=session_id,
+                collection=collection,
+                endpoint=self.endpoint,
+                model=model_name or self.model_name,
+                reason=reason,
+                request=request,
+                status="ok" if reply is not None else "failed",
+                attempts=attempts,
+                prompt_tokens=prompt_tokens if reply is not None else 0,
+                completion_tokens=completion_tokens,
+                duration_ms=elapsed,
+                error=None if reply is not None else problem,
+            )
+        )
+        if reply is None:
+            tries = f"{attempts} attempt{'s' if attempts > 1 else ''}"
+            return Outcome(
+                None,
+                f"the large model failed ({problem}; {tries} in {elapsed / 1000:.1f}s)",
+                "Answered locally: the large model could not be reached.",
+                [audit_id],
+            )
+        return Outcome(LargeAnswer(text, model_name, prompt_tokens, completion_tokens), audit_ids=[audit_id])
+
+
+def _as_dict(message: BaseMessage) -> dict[str, Any]:
+    role = {"system": "system", "human": "user", "ai": "assistant"}.get(message.type, message.type)
+    return {"role": role, "content": message.text}
