@@ -18,6 +18,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from assistant.errors import InvalidInputError
 from chains.reply import Route
 from chains.words import content_words
 from retrievers.passage import Passage
@@ -75,8 +76,6 @@ class Thresholds:
 
 
 def check_requested_route(route: str) -> RequestedRoute:
-    from assistant.errors import InvalidInputError
-
     if route not in REQUESTED_ROUTES:
         raise InvalidInputError("route", f"must be one of {', '.join(REQUESTED_ROUTES)}, got {route!r}")
     return route
@@ -153,7 +152,7 @@ class RoutePolicy:
             if local_only
             else "no large model is configured"
         )
-        note = f"Answered locally: collection '{collection}' is local-only." if local_only and self.has_large else ""
+        note = self._private_note(local_only, collection)
         if nothing_relevant:
             return Decision("abstain", f"{why}, but {blocked}; the assistant declines", note=note)
         if not drafted:
@@ -194,6 +193,10 @@ class RoutePolicy:
             )
         return found
 
+    def _private_note(self, local_only: bool, collection: str) -> str:
+        """Said in the answer only where a large model could otherwise have been asked."""
+        return f"Answered locally: collection '{collection}' is local-only." if local_only and self.has_large else ""
+
     def _stay_local(
         self,
         signals: dict[str, Any],
@@ -206,7 +209,7 @@ class RoutePolicy:
     ) -> Decision:
         asked = "route='local' was requested; " if requested == "local" else ""
         private = f"collection '{collection}' is local-only; " if local_only else ""
-        note = f"Answered locally: collection '{collection}' is local-only." if local_only and self.has_large else ""
+        note = self._private_note(local_only, collection)
         if nothing_relevant:
             return Decision("abstain", f"{asked}{private}{problems[0]}; the assistant declines", note=note)
         if not drafted:

@@ -20,10 +20,11 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Generator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from assistant.evals.qa import QAItem, is_correct
+from chains.route import RoutePolicy
 
 if TYPE_CHECKING:
     from assistant.core import Assistant
@@ -51,7 +52,12 @@ SETTING_OF_SIGNAL = {
     "support": "min_support",
     "score_gap": "min_score_gap",
 }
-OFF = {"min_mean_logprob": float("-inf"), "min_min_logprob": float("-inf"), "min_support": 0.0, "min_score_gap": 0.0}
+OFF: dict[str, Any] = {
+    "min_mean_logprob": float("-inf"),
+    "min_min_logprob": float("-inf"),
+    "min_support": 0.0,
+    "min_score_gap": 0.0,
+}
 
 T = TypeVar("T")
 
@@ -138,7 +144,9 @@ def run_cases(
 ) -> list[RoutingCase]:
     pipeline = bot.pipeline
     policy = pipeline.policy
-    t = policy.thresholds
+    # The router with the varied thresholds off (Thresholds fields are named as the settings):
+    # what still escalates whatever they are set to.
+    fixed_rules = RoutePolicy(replace(policy.thresholds, **OFF), has_large=True)
     cases: list[RoutingCase] = []
     for number, item in enumerate(items, start=1):
         started = time.perf_counter()
@@ -148,12 +156,7 @@ def run_cases(
             text = _finish(pipeline.draft(prepared, stream=False)).text
         local_seconds = time.perf_counter() - started
         signals = prepared.signals
-        fit = signals.get("context_fit")
-        fixed = (
-            not signals.get("relevant_passages")
-            or (fit is not None and fit < t.min_context_fit)
-            or bool(signals.get("declined") and t.escalate_declined)
-        )
+        fixed = bool(fixed_rules.problems(signals, drafted=True))
         case = RoutingCase(
             question=item.question,
             answers=list(item.answers),
