@@ -11,9 +11,10 @@ import click
 from assistant.cli_support import assistant_from, errors_to_exit
 
 if TYPE_CHECKING:
+    from assistant.evals.retrieval import RetrievalReport
     from assistant.evals.routing import RoutingReport, ThresholdRow
 
-__all__ = ["evaluate", "print_routing_report"]
+__all__ = ["evaluate", "print_retrieval_report", "print_routing_report"]
 
 
 @click.group("eval")
@@ -97,6 +98,126 @@ def eval_routing(
         path = save(values, settings_file)
         shown = ", ".join(f"{k} = {v}" for k, v in values.items())
         click.echo(f"wrote {shown} to {path}", err=True)
+
+
+@evaluate.command("retrieval")
+@click.argument("qa_file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--collection", "-c", help="Collection to search (default: the default_collection setting).")
+@click.option(
+    "--calibrate",
+    "calibrate_thresholds",
+    is_flag=True,
+    help="Choose the abstention thresholds from this file's labels (needs unanswerable questions).",
+)
+@click.option(
+    "--max-false-abstention",
+    default=0.05,
+    show_default=True,
+    type=click.FloatRange(0.0, 1.0),
+    help="With --calibrate: most answerable questions that may be declined, as a share.",
+)
+@click.option("--write-settings", is_flag=True, help="With --calibrate: write the thresholds to the settings file.")
+@click.option(
+    "--settings-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="TOML file to write (default: ASSISTANT_CONFIG or ./assistant.toml).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (every question included).")
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Also save the JSON report.")
+@click.pass_context
+@errors_to_exit
+def eval_retrieval(
+    ctx: click.Context,
+    qa_file: Path,
+    collection: str | None,
+    calibrate_thresholds: bool,
+    max_false_abstention: float,
+    write_settings: bool,
+    settings_file: Path | None,
+    as_json: bool,
+    output: Path | None,
+) -> None:
+    """Hit@1, hit@5, MRR, nDCG@10 and abstention of search on labelled questions; no model runs."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from assistant.evals.qa import load_qa
+    from assistant.evals.retrieval import evaluate_retrieval
+    from assistant.settings import write_settings as save
+
+    if write_settings and not calibrate_thresholds:
+        raise click.UsageError("--write-settings writes calibrated thresholds: add --calibrate")
+    items = load_qa(qa_file)
+    if calibrate_thresholds and all(i.answers for i in items):
+        raise click.UsageError(f'{qa_file} has no unanswerable question ("answers": []); calibration needs both kinds')
+    bot = assistant_from(ctx)
+    name = collection or bot.settings.default_collection
+    bot.describe_collection(name)
+    with Progress(console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task("questions", total=len(items))
+        report = evaluate_retrieval(
+            bot,
+            items,
+            name,
+            calibrate_thresholds=calibrate_thresholds,
+            max_false_abstention=max_false_abstention,
+            on_case=lambda _case: progress.advance(task),
+        )
+    document = json.dumps(report.to_dict(), indent=2, default=str, ensure_ascii=False)
+    if output:
+        output.write_text(document + "\n", encoding="utf-8")
+    if as_json:
+        click.echo(document)
+    else:
+        print_retrieval_report(report)
+    if write_settings and report.calibrated is not None:
+        path = save(report.calibrated, settings_file)
+        shown = ", ".join(f"{k} = {v}" for k, v in report.calibrated.items())
+        click.echo(f"wrote {shown} to {path}", err=True)
+
+
+def print_retrieval_report(report: RetrievalReport) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    m = report.metrics
+    table = Table(title=f"Retrieval on '{report.collection}': {report.answerable} answerable of {report.questions}")
+    for column in ("questions", "n", "hit@1", "hit@5", "MRR", "nDCG@10"):
+        table.add_column(column, justify="right" if column != "questions" else "left")
+
+    def row(label: str, n: int, values: dict[str, float | None]) -> None:
+        table.add_row(label, str(n), *(_num(values[k]) for k in ("hit@1", "hit@5", "mrr", "ndcg@10")))
+
+    row("all answerable", report.answerable, m)
+    for kind, values in report.by_kind.items():
+        row(f"  {kind}", sum(c.kind == kind and c.answerable for c in report.cases), values)
+    console.print(table)
+    a = report.abstention
+    console.print(
+        f"Abstention: {a['declined']} declined; precision {_pct(a['precision'])}, recall {_pct(a['recall'])} "
+        f"of unanswerable; {a['false_abstentions']} answerable wrongly declined ({_pct(a['false_abstention_rate'])})."
+    )
+    shown = ", ".join(f"{k} {v:g}" for k, v in report.thresholds.items())
+    console.print(f"Thresholds{' (calibrated)' if report.calibrated else ''}: {shown}")
+    console.print(f"Search latency: p50 {report.latency_ms['p50']:.1f} ms, p95 {report.latency_ms['p95']:.1f} ms")
+    if report.misses:
+        misses = Table(title="Not ranked first")
+        for column in ("question", "expected", "rank", "found first"):
+            misses.add_column(column)
+        for case in report.misses:
+            misses.add_row(
+                case.question, case.expected or "", str(case.rank or "-"), ", ".join(case.sources[:2]) or "nothing"
+            )
+        console.print(misses)
+    if report.false_abstentions:
+        console.print("Wrongly declined:")
+        for case in report.false_abstentions:
+            console.print(f"  {case.question} — {case.reason}")
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def _pct(value: float | None) -> str:

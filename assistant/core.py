@@ -43,6 +43,10 @@ __all__ = ["Assistant"]
 def thresholds(settings: Settings) -> Thresholds:
     return Thresholds(
         min_relevance=settings.min_relevance,
+        min_coverage=settings.min_coverage,
+        min_identifiers_known=settings.min_identifiers_known,
+        min_agreement=settings.min_agreement,
+        min_fused=settings.min_fused,
         min_score_gap=settings.min_score_gap,
         min_context_fit=settings.min_context_fit,
         min_mean_logprob=settings.min_mean_logprob,

@@ -22,9 +22,11 @@ from assistant.settings import Settings, load_settings
 from memory.engine import create_memory_engine
 from memory.store import SQLMemory
 from retrievers.catalog import Catalog
+from retrievers.hybrid import SearchOptions
 from retrievers.index import DocumentIndex, Embedders
 from retrievers.ingest import IngestOptions
 from retrievers.loaders import ParseOptions
+from retrievers.rerank import CrossEncoderReranker
 from retrievers.store import ChunkStore, connect_chroma
 
 __all__ = ["build_assistant", "build_document_index", "build_fallback", "build_local_llm"]
@@ -97,6 +99,25 @@ def build_document_index(settings: Settings, engine: Engine, *, embeddings: Embe
             batch_chunks=4 * settings.embedding_batch_size,
             max_file_bytes=int(settings.max_file_mb * 1024 * 1024),
             parse=ParseOptions(json_text_field=settings.json_text_field),
+            keyword_language=settings.keyword_language,
+        ),
+        search=SearchOptions(
+            mode=settings.retrieval_mode,
+            candidates=settings.retrieval_candidates,
+            fusion=settings.fusion,
+            rrf_k=settings.rrf_k,
+            dense_weight=settings.dense_weight,
+            keyword_weight=settings.keyword_weight,
+            identifier_weight=settings.identifier_weight,
+            source_support=settings.source_support,
+            neighbours=settings.neighbour_chunks,
+            passage_tokens=settings.passage_max_tokens,
+            dedupe=settings.dedupe_overlap,
+        ),
+        reranker=(
+            CrossEncoderReranker(settings.reranker_model, top_n=settings.reranker_top_n)
+            if settings.reranker_model
+            else None
         ),
     )
 

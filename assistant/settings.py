@@ -100,6 +100,57 @@ class Settings(BaseSettings):
     passage_token_budget: int = Field(
         700, ge=64, description="Tokens of the local model's context given to retrieved passages."
     )
+    retrieval_mode: Literal["hybrid", "dense", "keyword"] = Field(
+        "hybrid",
+        description="hybrid: chunks found by meaning (Chroma) and by keywords (the SQL keyword index) fused; "
+        "dense or keyword: one list alone.",
+    )
+    retrieval_candidates: int = Field(30, ge=1, le=500, description="Candidates taken from each list before fusion.")
+    fusion: Literal["score", "rrf"] = Field(
+        "score",
+        description="score: cosine similarity + keyword_weight × 3/(2 + keyword rank) + identifier_weight; "
+        "rrf: reciprocal rank fusion, Σ weight × (rrf_k + 1)/(rrf_k + rank) (use weights near 1). "
+        "The defaults were measured best on the PostgreSQL manual benchmark.",
+    )
+    rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant (fusion = rrf only).")
+    dense_weight: float = Field(1.0, ge=0.0, description="Weight of the by-meaning list in fusion.")
+    keyword_weight: float = Field(0.15, ge=0.0, description="Weight of the keyword list in fusion; 0: off.")
+    identifier_weight: float = Field(
+        0.05,
+        ge=0.0,
+        description="Weight in fusion of a third list, the chunks holding every identifier the question names "
+        "(work_mem, 40P01, --jobs); 0: off.",
+    )
+    source_support: float = Field(
+        0.1,
+        ge=0.0,
+        le=1.0,
+        description="Each chunk gains this share of the scores of the next two best chunks of its document: "
+        "a document that matches in several places ranks above a stray sentence; 0: off.",
+    )
+    keyword_language: str = Field(
+        "english",
+        description="Snowball stemming language of new keyword indexes (danish, dutch, english, french, german, "
+        "italian, portuguese, spanish, ...), or 'none'. A collection keeps the one it was indexed with until "
+        "reindexed.",
+    )
+    neighbour_chunks: int = Field(
+        1, ge=0, le=5, description="Chunks of the same section added on each side of a retrieved chunk; 0: off."
+    )
+    passage_max_tokens: int = Field(
+        350, ge=32, description="Most embedder tokens a passage grown by its neighbours may reach."
+    )
+    dedupe_overlap: float = Field(
+        0.8,
+        gt=0.0,
+        le=1.0,
+        description="A passage whose words are this share of a better passage's is dropped; 1: keep all.",
+    )
+    reranker_model: Path | None = Field(
+        None,
+        description="Folder of a sentence-transformers CrossEncoder that re-ranks the fused candidates; unset: off.",
+    )
+    reranker_top_n: int = Field(20, ge=1, description="Fused candidates the re-ranker scores.")
 
     # Memory ----------------------------------------------------------------------------
     history_summary: Literal["model", "extractive", "off"] = Field(
@@ -127,6 +178,27 @@ class Settings(BaseSettings):
         le=1.0,
         description="Cosine similarity the best passage must reach to count as relevant "
         "(0.33: calibrated on data/handbook_qa.jsonl with all-MiniLM-L6-v2).",
+    )
+    # Whether the documents answer at all, read from retrieval before any generation; below a
+    # threshold the question is declined (or goes to the large model, when there is one).
+    # `assistant eval retrieval QA_FILE --calibrate --write-settings` sets them from a labelled set.
+    # Defaults calibrated on benchmarks/postgres_questions.jsonl (PostgreSQL manual) and
+    # data/handbook_qa.jsonl: every unanswerable question of both declined, 1 of 113 answerable.
+    min_coverage: float = Field(
+        0.34, ge=0.0, le=1.0, description="Share of the question's keyword terms the best passages must hold; 0: off."
+    )
+    min_identifiers_known: float = Field(
+        0.51,
+        ge=0.0,
+        le=1.0,
+        description="Share of the identifiers the question names (work_mem, 40P01, --jobs) that must occur "
+        "somewhere in the collection; 0: off.",
+    )
+    min_agreement: float = Field(
+        0.0, ge=0.0, le=1.0, description="Overlap of the keyword and meaning top-5 lists required; 0: off."
+    )
+    min_fused: float = Field(
+        0.0, ge=0.0, le=1.0, description="Fused score of the best passage (1: first in every list) required; 0: off."
     )
     min_score_gap: float = Field(
         0.0, ge=0.0, description="Lead the best passage must have over the next; 0: not checked."
@@ -178,6 +250,13 @@ class Settings(BaseSettings):
     budget_tokens_per_user_per_day: int | None = Field(None, ge=0, description="Large-model tokens per user per day.")
     budget_calls_per_day: int | None = Field(None, ge=0, description="Large-model calls per day, all users.")
     budget_tokens_per_day: int | None = Field(None, ge=0, description="Large-model tokens per day, all users.")
+
+    @field_validator("keyword_language")
+    @classmethod
+    def _language(cls, value: str) -> str:
+        from retrievers.keywords import check_language
+
+        return check_language(value)
 
     @field_validator("default_collection")
     @classmethod

@@ -131,15 +131,16 @@ class AnswerPipeline:
         condensed = self.condenser.condense(question, previous)
         clock.lap("condense_ms")
 
-        passages = retriever.search(condensed.question)
+        retrieval = retriever.retrieve(condensed.question)
+        passages = retrieval.passages
         signals: dict[str, Any] = {
-            **self.policy.retrieval_signals(passages),
+            **self.policy.retrieval_signals(retrieval),
             "condensed_by": condensed.method,
             "requested_route": requested,
             "local_only": retriever.local_only,
         }
         clock.lap("retrieve_ms")
-        relevant = [p for p in passages if p.score >= self.policy.min_relevance]
+        relevant = [] if self.policy.outside(signals) else self.policy.relevant(passages)
         prepared = Prepared(
             question,
             clock,
@@ -225,7 +226,7 @@ class AnswerPipeline:
         if decision.route == "local" and generated is not None and not shown:
             yield ReplyChunk(generated.text)
         if decision.route == "abstain":
-            yield ReplyChunk(_abstention(prepared.collection, prepared.passages))
+            yield ReplyChunk(_abstention(prepared.collection, prepared.condensed.question, prepared.passages))
         cited = _cited(relevant, evidence, decision)
         tail = _evidence_tail(evidence, decision)
         if tail:
@@ -334,12 +335,13 @@ def _check_question(question: str) -> str:
     return text
 
 
-def _abstention(collection: str, passages: list[Passage]) -> str:
+def _abstention(collection: str, searched: str, passages: list[Passage]) -> str:
+    """What was searched, that the documents do not answer it, and the nearest topics found."""
     nearest = list(dict.fromkeys(p.citation for p in passages))[:3]
     topics = "; ".join(nearest) if nearest else "nothing"
     return (
-        f"The documents in collection '{collection}' do not answer this question, so I won't guess. "
-        f"Nearest topics found: {topics}."
+        f"I searched collection '{collection}' for “{searched}”, and its documents do not answer it, "
+        f"so I won't guess. Nearest topics found: {topics}."
     )
 
 

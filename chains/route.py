@@ -1,8 +1,10 @@
 """The one routing decision: answer locally, escalate to the large model, or abstain.
 
-Decided from evidence, in two looks. After retrieval: is any passage relevant, does
-the best one stand out, does what is needed fit the local model's context? If that
-already calls for the large model, no local draft is made. Otherwise the local model
+Decided from evidence, in two looks. After retrieval: do the documents answer the
+question at all (a relevant passage, the question's words and names found, the
+keyword and meaning lists agreeing), does the best passage stand out, does what is
+needed fit the local model's context? A question outside the documents is declined,
+or, with a large model, sent to it; either way no local draft is made. Otherwise the local model
 drafts, and the draft's token confidence, its support in the passages and whether it
 declined are checked. Every threshold comes from settings (a signal is "weak" when
 below its threshold); every decision carries its reason in words.
@@ -21,6 +23,7 @@ from typing import Any, Literal
 from assistant.errors import InvalidInputError
 from chains.reply import Route
 from chains.words import content_words
+from retrievers.hybrid import Retrieval
 from retrievers.passage import Passage
 
 __all__ = [
@@ -67,6 +70,10 @@ class Decision:
 @dataclass(frozen=True)
 class Thresholds:
     min_relevance: float
+    min_coverage: float = 0.0
+    min_identifiers_known: float = 0.0
+    min_agreement: float = 0.0
+    min_fused: float = 0.0
     min_score_gap: float = 0.0
     min_context_fit: float = 0.0
     min_mean_logprob: float = float("-inf")
@@ -117,13 +124,46 @@ class RoutePolicy:
     def min_relevance(self) -> float:
         return self.thresholds.min_relevance
 
-    def retrieval_signals(self, passages: list[Passage]) -> dict[str, float | int | None]:
-        scores = sorted((p.score for p in passages), reverse=True)
+    def relevant(self, passages: list[Passage]) -> list[Passage]:
+        """The passages worth a prompt: close in meaning, or among the strongest keyword matches."""
+        return [
+            p
+            for p in passages
+            if p.score >= self.thresholds.min_relevance or (p.keyword_rank is not None and p.keyword_rank <= 3)
+        ]
+
+    def retrieval_signals(self, retrieval: Retrieval) -> dict[str, float | int | None]:
+        scores = sorted((p.score for p in retrieval.passages), reverse=True)
         return {
             "best_score": round(scores[0], 4) if scores else None,
             "score_gap": round(scores[0] - scores[1], 4) if len(scores) > 1 else None,
-            "relevant_passages": sum(s >= self.thresholds.min_relevance for s in scores),
+            "relevant_passages": len(self.relevant(retrieval.passages)),
+            **retrieval.signals(),
         }
+
+    def outside(self, signals: dict[str, Any]) -> str | None:
+        """Why retrieval says the documents do not answer the question; None when they may."""
+        t = self.thresholds
+        best = signals.get("best_score")
+        # Chunks holding every code or name the question asks about (E11, work_mem) answer it
+        # however short the question, whose meaning alone then matches little.
+        named = signals.get("identifiers_known") == 1
+        if best is None or (best < t.min_relevance and not named):
+            scored = "no passages" if best is None else f"best passage scored {best:.2f}"
+            return f"no relevant passage ({scored}, below the relevance threshold {t.min_relevance:.2f})"
+        checks = (
+            ("identifiers_known", t.min_identifiers_known, "of the names it asks about are in the documents"),
+            ("coverage", t.min_coverage, "of its words are in the best passages"),
+            ("agreement", t.min_agreement, "agreement between the keyword and meaning searches"),
+            ("fused", t.min_fused, "fused retrieval score"),
+        )
+        for name, threshold, what in checks:
+            value = signals.get(name)
+            if value is not None and value < threshold:
+                return (
+                    f"the documents do not seem to cover the question (only {value:.0%} {what}, below {threshold:.0%})"
+                )
+        return None
 
     def may_escalate(self, requested: RequestedRoute, local_only: bool) -> bool:
         return self.has_large and not local_only and requested != "local"
@@ -138,7 +178,7 @@ class RoutePolicy:
         drafted: bool = False,
     ) -> Decision:
         problems = self.problems(signals, drafted=drafted)
-        nothing_relevant = not signals.get("relevant_passages")
+        nothing_relevant = self.outside(signals) is not None
         if requested == "large":
             wanted, why = True, "route='large' was requested"
         else:
@@ -163,11 +203,9 @@ class RoutePolicy:
         """Why the local model may not answer well, in words; empty when nothing is wrong."""
         t = self.thresholds
         found: list[str] = []
-        best = signals.get("best_score")
-        if not signals.get("relevant_passages"):
-            scored = "no passages" if best is None else f"best passage scored {best:.2f}"
-            found.append(f"no relevant passage ({scored}, below the relevance threshold {t.min_relevance:.2f})")
-            return found
+        outside = self.outside(signals)
+        if outside:
+            return [outside]
         gap = signals.get("score_gap")
         if gap is not None and gap < t.min_score_gap:
             found.append(f"no passage stands out (score gap {gap:.3f} < {t.min_score_gap:.3f})")

@@ -16,6 +16,9 @@ a state the next run repairs exactly:
 removed from Chroma (the document keeps its old hash, so it is simply done again),
 deleting chunks are removed from Chroma, then both kinds of rows go.
 
+The keyword index (retrievers.keywords) is written inside steps 3 and the document
+and collection deletions: a chunk is in it exactly while it is live.
+
 A collection also carries a lease lock (`lock_owner`, `lock_until`; see
 retrievers.lease), so that two processes never write one collection at once.
 """
@@ -37,6 +40,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -46,6 +50,7 @@ from memory.engine import describe_failure, safe_url, write_transaction
 from memory.migrate import upgrade
 from retrievers.catalog_tables import chunks, collections, documents
 from retrievers.embedder import EmbedderInfo, EmbedderSpec
+from retrievers.keywords import KeywordRow, KeywordScheme, keyword_backend
 from retrievers.lease import CollectionLease
 
 __all__ = [
@@ -73,6 +78,7 @@ class CollectionRow:
     embedder: EmbedderInfo
     building: dict[str, Any] | None
     local_only: bool = False
+    keywords: KeywordScheme | None = None  # None: no keyword index built yet
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,7 @@ class CollectionInfo:
     updated_at: datetime
     reindexing: bool
     local_only: bool  # its questions are never sent to a large model
+    keywords: str  # "english", "none" (no stemming) or "not built": run reindex
 
 
 @dataclass(frozen=True)
@@ -156,7 +163,12 @@ def _row(row: Any) -> CollectionRow:
         embedder=_embedder_from_json(row.embedder),
         building=row.building,
         local_only=bool(row.local_only),
+        keywords=KeywordScheme.from_dict(row.keywords),
     )
+
+
+def _keyword_row(chunk_id: str, body: str, meta: dict[str, Any]) -> KeywordRow:
+    return KeywordRow(chunk_id, str(meta.get("heading", "")), body)
 
 
 class Catalog:
@@ -166,6 +178,7 @@ class Catalog:
         self.engine = engine
         upgrade(engine)
         self.lease = CollectionLease(self._tx)
+        self.keywords = keyword_backend(engine.dialect.name)
 
     @contextmanager
     def _guard(self) -> Iterator[None]:
@@ -207,7 +220,15 @@ class Catalog:
         with self._read() as conn:
             return list(conn.scalars(select(collections.c.name).order_by(collections.c.name)))
 
-    def create(self, name: str, chroma_name: str, embedder: EmbedderInfo, *, local_only: bool = False) -> CollectionRow:
+    def create(
+        self,
+        name: str,
+        chroma_name: str,
+        embedder: EmbedderInfo,
+        *,
+        local_only: bool = False,
+        keywords: KeywordScheme | None = None,
+    ) -> CollectionRow:
         now = _now()
         try:
             with self._tx() as conn:
@@ -218,6 +239,7 @@ class Catalog:
                         generation=1,
                         embedder=_embedder_to_json(embedder),
                         local_only=local_only,
+                        keywords=(keywords or KeywordScheme()).to_dict(),
                         created_at=now,
                         updated_at=now,
                     )
@@ -228,6 +250,7 @@ class Catalog:
 
     def delete(self, collection_id: int) -> None:
         with self._tx() as conn:
+            self.keywords.drop_collection(conn, collection_id)
             conn.execute(delete(chunks).where(chunks.c.collection_id == collection_id))
             conn.execute(delete(documents).where(documents.c.collection_id == collection_id))
             conn.execute(delete(collections).where(collections.c.id == collection_id))
@@ -254,6 +277,7 @@ class Catalog:
             updated_at=row.updated_at,
             reindexing=col.building is not None,
             local_only=col.local_only,
+            keywords=col.keywords.language if col.keywords and col.keywords.current else "not built",
         )
 
     def set_local_only(self, name: str, local_only: bool) -> None:
@@ -383,6 +407,9 @@ class Catalog:
         """Step 3: the new versions become live; chunks they dropped become deleting."""
         now = _now()
         with self._tx() as conn:
+            scheme = KeywordScheme.from_dict(
+                conn.scalar(select(collections.c.keywords).where(collections.c.id == collection_id))
+            )
             for doc in staged:
                 conn.execute(
                     update(chunks)
@@ -390,6 +417,10 @@ class Catalog:
                     .where(chunks.c.state == PENDING)
                     .values(state=LIVE)
                 )
+                if scheme is not None and scheme.current:  # otherwise rebuild_keywords builds it whole
+                    fresh = [_keyword_row(c.id, c.text, c.meta) for c in doc.chunks if c.id in doc.fresh_ids]
+                    self.keywords.add(conn, collection_id, fresh, scheme.language)
+                    self.keywords.remove(conn, collection_id, doc.stale_ids)
                 for start in range(0, len(doc.stale_ids), 500):
                     conn.execute(
                         update(chunks)
@@ -440,6 +471,8 @@ class Catalog:
 
     def remove_document(self, collection_id: int, document_id: int) -> None:
         with self._tx() as conn:
+            ids = list(conn.scalars(select(chunks.c.id).where(chunks.c.document_id == document_id)))
+            self.keywords.remove(conn, collection_id, ids)
             conn.execute(
                 delete(chunks).where(chunks.c.collection_id == collection_id, chunks.c.document_id == document_id)
             )
@@ -467,3 +500,65 @@ class Catalog:
                 conn.scalar(select(func.count()).where(chunks.c.collection_id == collection_id, chunks.c.state == LIVE))
                 or 0
             )
+
+    # Keyword index ---------------------------------------------------------------------
+
+    def rebuild_keywords(self, collection_id: int, scheme: KeywordScheme, page: int = 1000) -> int:
+        """Index every live chunk again under `scheme`; the caller holds the collection's lease.
+
+        Until it finishes the collection has no keyword index (searches use meaning only),
+        so a half-built index is never used. Returns the number of chunks indexed."""
+        with self._tx() as conn:
+            conn.execute(update(collections).where(collections.c.id == collection_id).values(keywords=None))
+            self.keywords.drop_collection(conn, collection_id)
+        done = 0
+        for rows in self.iter_live_chunks(collection_id, page=page):
+            with self._tx() as conn:
+                keyword_rows = [_keyword_row(c.id, c.text, c.meta) for c in rows]
+                self.keywords.add(conn, collection_id, keyword_rows, scheme.language)
+            done += len(rows)
+        with self._tx() as conn:
+            conn.execute(update(collections).where(collections.c.id == collection_id).values(keywords=scheme.to_dict()))
+        return done
+
+    def search_keywords(
+        self, collection_id: int, terms: list[str], k: int, *, every: bool = False
+    ) -> list[tuple[str, float]]:
+        with self._read() as conn:
+            return self.keywords.search(conn, collection_id, terms, k, every=every)
+
+    def unknown_terms(self, collection_id: int, terms: list[str]) -> list[str]:
+        """The terms that no chunk of the collection holds."""
+        with self._read() as conn:
+            return [t for t in terms if not self.keywords.exists(conn, collection_id, t)]
+
+    def keyword_ids(self, collection_id: int) -> set[str]:
+        """Ids of the chunks in the collection's keyword index (for consistency checks)."""
+        with self._read() as conn:
+            return set(
+                conn.scalars(text("SELECT chunk_id FROM chunk_keywords WHERE collection_id = :c"), {"c": collection_id})
+            )
+
+    def around(
+        self, collection_id: int, chunk_ids: Sequence[str], before: int, after: int
+    ) -> dict[str, list[ChunkRow]]:
+        """For each chunk, the live chunks of its document from `before` before it to `after` after it, in order."""
+        found: dict[str, list[ChunkRow]] = {}
+        with self._read() as conn:
+            anchors = conn.execute(
+                select(chunks.c.id, chunks.c.document_id, chunks.c.seq).where(
+                    chunks.c.collection_id == collection_id, chunks.c.id.in_(list(chunk_ids))
+                )
+            ).all()
+            for anchor in anchors:
+                rows = conn.execute(
+                    select(chunks)
+                    .where(
+                        chunks.c.document_id == anchor.document_id,
+                        chunks.c.seq.between(anchor.seq - before, anchor.seq + after),
+                        chunks.c.state == LIVE,
+                    )
+                    .order_by(chunks.c.seq)
+                ).all()
+                found[anchor.id] = [ChunkRow(r.id, r.seq, r.chunk_hash, r.text, dict(r.meta)) for r in rows]
+        return found

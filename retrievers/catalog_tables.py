@@ -39,6 +39,9 @@ collections = Table(
     Column("lock_owner", String(255), nullable=True),
     Column("lock_until", Float, nullable=True),  # epoch seconds
     Column("local_only", Boolean, nullable=False, server_default=false()),  # never escalated to a large model
+    # The keyword index's scheme (retrievers.keywords.KeywordScheme); NULL: not built (yet).
+    # The index itself (chunk_keywords) is engine-specific DDL, see migration 0005.
+    Column("keywords", JSON, nullable=True),
 )
 
 documents = Table(

@@ -10,10 +10,11 @@ Python must match the collection they query.
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,11 +23,14 @@ from langchain_core.embeddings import Embeddings
 from assistant.errors import EmbedderMismatchError
 from retrievers.catalog import Catalog, CollectionInfo, CollectionRow
 from retrievers.embedder import EmbedderInfo, EmbedderSpec, describe_embeddings, load_embedder
+from retrievers.hybrid import Retrieval, SearchOptions, expand, fuse, max_fused, near_duplicate, supported
 from retrievers.ingest import IngestOptions, Ingestor, LoaderFactory
+from retrievers.keywords import KeywordScheme, is_identifier, query_terms, terms_of
 from retrievers.lease import CollectionLease
 from retrievers.naming import check_collection_name
 from retrievers.passage import Passage
 from retrievers.report import IngestProgress, IngestReport
+from retrievers.rerank import Reranker
 from retrievers.splitter import TokenSplitter, embedding_text
 from retrievers.store import ChunkStore
 
@@ -110,10 +114,18 @@ class IndexCheck:
     missing_in_chroma: list[str]
     orphans_in_chroma: list[str]
     unfinished_in_sql: list[str]
+    missing_in_keywords: list[str]
+    orphans_in_keywords: list[str]
 
     @property
     def consistent(self) -> bool:
-        return not (self.missing_in_chroma or self.orphans_in_chroma or self.unfinished_in_sql)
+        return not (
+            self.missing_in_chroma
+            or self.orphans_in_chroma
+            or self.unfinished_in_sql
+            or self.missing_in_keywords
+            or self.orphans_in_keywords
+        )
 
 
 class DocumentIndex:
@@ -126,6 +138,8 @@ class DocumentIndex:
         chunk_tokens: int = 180,
         overlap_tokens: int = 30,
         options: IngestOptions | None = None,
+        search: SearchOptions | None = None,
+        reranker: Reranker | None = None,
     ) -> None:
         self.catalog = catalog
         self.store = store
@@ -133,6 +147,9 @@ class DocumentIndex:
         self.chunk_tokens = chunk_tokens
         self.overlap_tokens = overlap_tokens
         self.options = options or IngestOptions()
+        self.search_options = search or SearchOptions()
+        self.reranker = reranker
+        self._warned: set[str] = set()
 
     # Collections -----------------------------------------------------------------------
 
@@ -145,7 +162,8 @@ class DocumentIndex:
         embeddings = self.embedders.load(embedder) if embedder else self.embedders.default()
         info = self.embedders.info(embeddings)
         chroma_name = _chroma_name(name)
-        self.catalog.create(name, chroma_name, info, local_only=local_only)
+        scheme = KeywordScheme(language=self.options.keyword_language)
+        self.catalog.create(name, chroma_name, info, local_only=local_only, keywords=scheme)
         self.store.create(chroma_name, info.name, info.dimension)
         return self.catalog.info(name)
 
@@ -240,6 +258,7 @@ class DocumentIndex:
                 if on_progress:
                     elapsed = max(time.perf_counter() - started, 1e-6)
                     on_progress(IngestProgress(done, total, done, done / elapsed, name))
+            self.catalog.rebuild_keywords(col.id, KeywordScheme(language=self.options.keyword_language))
             self.catalog.switch(col.id, target, info, col.generation + 1)
             self.store.drop(col.chroma_name)
         finally:
@@ -249,9 +268,122 @@ class DocumentIndex:
     # Search ----------------------------------------------------------------------------
 
     def search(self, name: str, query: str, k: int) -> list[Passage]:
+        return self.retrieve(name, query, k).passages
+
+    def retrieve(self, name: str, query: str, k: int, options: SearchOptions | None = None) -> Retrieval:
+        """The `k` best passages for `query` and the evidence behind them (see retrievers.hybrid)."""
+        opts = options or self.search_options
         col = self.catalog.require(check_collection_name(name))
-        vector = self.embedders.for_collection(col).embed_query(query)
-        return self.store.search(self.store.get(col.chroma_name), vector, k)
+        embeddings = self.embedders.for_collection(col)
+        scheme = col.keywords if col.keywords and col.keywords.current else None
+        language = scheme.language if scheme else self.options.keyword_language
+        terms = query_terms(query, language)
+        vector = embeddings.embed_query(query)
+        chroma = self.store.get(col.chroma_name)
+        wanted = max(opts.candidates, k)
+        dense = self.store.search(chroma, vector, wanted) if opts.mode != "keyword" else []
+        keyword: list[str] = []
+        exact: list[str] = []
+        unknown: list[str] = []
+        identifiers = [t for t in terms if is_identifier(t)]
+        if opts.mode != "dense":
+            if scheme is None:
+                self._warn_unbuilt(name)
+            else:
+                keyword = [i for i, _ in self.catalog.search_keywords(col.id, terms, wanted)]
+                if identifiers:
+                    exact = [i for i, _ in self.catalog.search_keywords(col.id, identifiers, wanted, every=True)]
+                    unknown = self._unknown(col.id, identifiers, language) if not exact else []
+        dense_ids = [p.chunk_id for p in dense]
+        searched = scheme is not None and opts.mode != "dense"
+        weights = (
+            opts.dense_weight if opts.mode == "hybrid" else float(opts.mode == "dense"),
+            (opts.keyword_weight if opts.mode == "hybrid" else 1.0) if searched else 0.0,
+            opts.identifier_weight if searched and exact else 0.0,
+        )
+        # Every candidate's cosine: keyword-only finds are fetched with their stored vectors.
+        found = {p.chunk_id: p for p in dense}
+        extra = [i for i in dict.fromkeys([*keyword, *exact]) if i not in found]
+        found.update({p.chunk_id: p for p in self.store.fetch(chroma, extra, vector)})
+        cosines = [(i, found[i].score) for i in [*dense_ids, *extra] if i in found]
+        scores = fuse(cosines, keyword, exact, weights, opts.fusion, opts.rrf_k)
+        fused = supported(scores, {i: p.source for i, p in found.items()}, opts.source_support)
+        dense_rank = {i: n for n, i in enumerate(dense_ids, start=1)}
+        keyword_rank = {i: n for n, i in enumerate(keyword, start=1)}
+        ranked = [
+            replace(found[i], fused=score, dense_rank=dense_rank.get(i), keyword_rank=keyword_rank.get(i))
+            for i, score in fused[: max(3 * k, k + 10)]
+            if i in found
+        ]
+        if self.reranker is not None:
+            ranked = self.reranker.rerank(query, ranked)
+        passages = self._readable(col, ranked, k, embeddings, opts)
+        return Retrieval(
+            query,
+            passages,
+            dense=dense_ids,
+            keyword=keyword,
+            exact=exact,
+            terms=terms,
+            identifiers=identifiers if searched else [],
+            unknown=unknown,
+            language=language,
+            max_fused=max_fused(weights),
+        )
+
+    def _unknown(self, collection_id: int, identifiers: list[str], language: str) -> list[str]:
+        """The identifiers no chunk holds. A dotted name counts as known when each of its parts is:
+        manuals write "the wait_event column of pg_stat_activity", questions pg_stat_activity.wait_event."""
+        unknown = self.catalog.unknown_terms(collection_id, identifiers)
+        # A part's first term is the part as written (stemmed when it is a plain word).
+        dotted = {
+            t: [(terms_of(p, language) or [p])[0] for p in re.split(r"[.:]", t) if p] for t in unknown if "." in t
+        }
+        if not dotted:
+            return unknown
+        missing = set(
+            self.catalog.unknown_terms(collection_id, sorted({p for parts in dotted.values() for p in parts}))
+        )
+        return [t for t in unknown if t not in dotted or any(p in missing for p in dotted[t])]
+
+    def _readable(
+        self, col: CollectionRow, ranked: list[Passage], k: int, embeddings: Embeddings, opts: SearchOptions
+    ) -> list[Passage]:
+        """The best `k` of `ranked`, grown by their neighbours, without near-duplicates."""
+        count = getattr(embeddings, "count_tokens", _approximate_tokens)
+        around = (
+            self.catalog.around(col.id, [p.chunk_id for p in ranked[: 2 * k]], opts.neighbours, opts.neighbours)
+            if opts.neighbours > 0
+            else {}
+        )
+        kept: list[Passage] = []
+        held: set[str] = set()
+        for passage in ranked:
+            if len(kept) == k:
+                break
+            if passage.chunk_id in held:
+                continue
+            free = [c for c in around.get(passage.chunk_id, []) if c.id not in held]  # no text twice
+            grown, ids = (
+                expand(passage, free, count, opts.passage_tokens)
+                if passage.chunk_id in around
+                else (passage, {passage.chunk_id})
+            )
+            if near_duplicate(grown, kept, opts.dedupe):
+                continue
+            kept.append(grown)
+            held |= ids
+        return kept
+
+    def _warn_unbuilt(self, name: str) -> None:
+        if name not in self._warned:
+            self._warned.add(name)
+            log.warning(
+                "collection %r has no keyword index yet (made before it existed): searching by meaning only; "
+                "run `assistant reindex %s` or ingest into it to build one",
+                name,
+                name,
+            )
 
     def retriever(self, name: str, k: int) -> PassageRetriever:
         from retrievers.retriever import PassageRetriever
@@ -264,9 +396,12 @@ class DocumentIndex:
         col = self.catalog.require(check_collection_name(name))
         live = {c.id for page in self.catalog.iter_live_chunks(col.id, page=5000) for c in page}
         stored = self.store.ids(self.store.get(col.chroma_name))
+        keywords = self.catalog.keyword_ids(col.id) if col.keywords else live
         return IndexCheck(
             live=len(live),
             missing_in_chroma=sorted(live - stored),
             orphans_in_chroma=sorted(stored - live),
             unfinished_in_sql=self.catalog.unfinished(col.id),
+            missing_in_keywords=sorted(live - keywords),
+            orphans_in_keywords=sorted(keywords - live),
         )

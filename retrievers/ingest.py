@@ -30,6 +30,7 @@ from langchain_core.embeddings import Embeddings
 from assistant.errors import AssistantError, InputFileError
 from retrievers.catalog import Catalog, ChunkRow, CollectionRow, DocumentRow, StagedDocument
 from retrievers.detect import BINARY, KINDS, detect_kind
+from retrievers.keywords import KeywordScheme
 from retrievers.lease import CollectionLease
 from retrievers.loaders import ParseOptions, parse
 from retrievers.report import FileIssue, IngestProgress, IngestReport
@@ -54,6 +55,7 @@ class IngestOptions:
     max_file_bytes: int = 50 * 1024 * 1024
     parse: ParseOptions = field(default_factory=ParseOptions)
     lock_ttl_s: float = 600.0  # a crashed writer's lock expires after this (at once on the same host)
+    keyword_language: str = "english"  # Snowball stemming of new keyword indexes; "none": no stemming
 
 
 @dataclass(frozen=True)
@@ -205,7 +207,8 @@ class Ingestor:
         found = scan(root)
         report.files_skipped.extend(found.issues)
         plan = self._plan(col, found, report)
-        if plan.empty and not self.catalog.has_unfinished(col.id):
+        keywords_built = col.keywords is not None and col.keywords.current
+        if plan.empty and keywords_built and not self.catalog.has_unfinished(col.id):
             report.files_unchanged = plan.unchanged
             report.chunks_total = self.catalog.live_count(col.id)
             report.seconds = time.perf_counter() - started
@@ -216,6 +219,9 @@ class Ingestor:
         try:
             chroma = self.store.create(col.chroma_name, col.embedder.name, col.embedder.dimension)
             self._recover(col, chroma, report)
+            if not keywords_built:  # a collection made before keyword search, or by an older scheme
+                language = col.keywords.language if col.keywords else self.options.keyword_language
+                self.catalog.rebuild_keywords(col.id, KeywordScheme(language=language))
             # Planned again under the lock: another process may have written in between.
             failed, skipped = list(report.files_failed), list(report.files_skipped)
             plan = self._plan(col, found, report)

@@ -52,13 +52,22 @@ class _HeadingSections:
 
     def __init__(self) -> None:
         self.sections: list[Document] = []
-        self.headings: list[str] = []
+        self.levels: list[tuple[int, str]] = []  # the open headings, outermost first
         self.lines: list[str] = []
         self.start = 1
+        self.bare: set[int] = set()  # sections that hold nothing but their heading
+
+    @property
+    def headings(self) -> list[str]:
+        return [title for _, title in self.levels]
 
     def heading(self, level: int, title: str, line: int) -> None:
         self.flush(line)
-        self.headings = [*self.headings[: level - 1], title]
+        # Levels may skip (a page whose first heading is an h2): a heading closes every open
+        # heading of its level or deeper, whatever the levels in between.
+        while self.levels and self.levels[-1][0] >= level:
+            self.levels.pop()
+        self.levels.append((level, title))
         # The heading words stay in the text: they are often what a question names.
         self.lines.append(title)
 
@@ -66,12 +75,18 @@ class _HeadingSections:
         body = "\n".join(self.lines).strip()
         if body:
             heading = HEADING_SEPARATOR.join(self.headings)
+            if self.levels and body == self.levels[-1][1]:
+                self.bare.add(len(self.sections))
             self.sections.append(_section(body, heading, heading=heading, line_start=self.start))
         self.lines, self.start = [], next_start
 
     def done(self) -> list[Document]:
         self.flush()
-        return _without_document_title(self.sections)
+        # A heading with nothing under it (an index entry, a heading right above its
+        # subheading) says nothing its subsections' titles don't: as a chunk of its own it
+        # only crowds out the text that answers.
+        sections = [s for i, s in enumerate(self.sections) if i not in self.bare] or self.sections
+        return _without_document_title(sections)
 
 
 def parse_text(path: Path, data: bytes, options: ParseOptions) -> list[Document]:
@@ -127,6 +142,8 @@ def parse_rst(path: Path, data: bytes, options: ParseOptions) -> list[Document]:
 
 
 _HTML_HEADINGS = ["h1", "h2", "h3", "h4", "h5", "h6"]
+_TERM_LEVEL = 7  # below every hN: a <dt> ends at the next <dt> or heading
+_MAX_TERM_HEADING = 120  # a longer <dt> is text, not a name
 _HTML_BLOCKS = [*_HTML_HEADINGS, "p", "li", "pre", "table", "dt", "dd", "blockquote"]
 
 
@@ -148,6 +165,16 @@ def _is_chrome(tag: Any) -> bool:
     return any(_CHROME.match(token) for token in tag.get("class") or [])
 
 
+def _defines(term: Any) -> bool:
+    """Whether a <dt> is followed by a definition in prose (not by a nested list of entries,
+    as in a book's index, whose terms would each become a chunk that says nothing)."""
+    definition = term.find_next_sibling(["dd", "dt"])
+    if definition is None or definition.name != "dd":
+        return False
+    nested = definition.find("dl")
+    return nested is None or definition.find("p") is not None
+
+
 def parse_html(path: Path, data: bytes, options: ParseOptions) -> list[Document]:
     from bs4 import BeautifulSoup, XMLParsedAsHTMLWarning
 
@@ -161,6 +188,13 @@ def parse_html(path: Path, data: bytes, options: ParseOptions) -> list[Document]
     for tag in soup.find_all(_is_chrome):
         tag.decompose()
     out = _HeadingSections()
+    # The page's <title> heads every path (a manual page's name is what questions name),
+    # unless its first heading says it already.
+    title = " ".join(soup.title.get_text(" ", strip=True).split()) if soup.title else ""
+    first = soup.find(_HTML_HEADINGS)
+    if title and (first is None or " ".join(first.get_text(" ", strip=True).split()) != title):
+        out.heading(0, title, 0)
+        out.lines.clear()
     root = soup.body or soup
     for element in root.find_all(_HTML_BLOCKS):
         # Nested blocks (a <p> inside an <li>) are read through their outermost block.
@@ -171,6 +205,10 @@ def parse_html(path: Path, data: bytes, options: ParseOptions) -> list[Document]
             continue
         if element.name in _HTML_HEADINGS:
             out.heading(int(element.name[1]), text, 0)
+        elif element.name == "dt" and len(text) <= _MAX_TERM_HEADING and _defines(element):
+            # A defined term (a parameter, an option, a glossary entry) heads its definition:
+            # it is what questions name, so it belongs in the title of the chunks below it.
+            out.heading(_TERM_LEVEL, text, 0)
         else:
             out.lines.append(text)
     sections = out.done()

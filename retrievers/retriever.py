@@ -14,6 +14,7 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
+from retrievers.hybrid import Retrieval
 from retrievers.passage import Passage
 
 if TYPE_CHECKING:
@@ -23,7 +24,7 @@ __all__ = ["PassageRetriever"]
 
 
 class PassageRetriever(BaseRetriever):
-    """Top-k passages of one collection by cosine similarity."""
+    """Top-k passages of one collection: hybrid (meaning + keywords) search, see retrievers.hybrid."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
@@ -39,8 +40,12 @@ class PassageRetriever(BaseRetriever):
         return index.embeddings_for(self.collection)
 
     def search(self, query: str, k: int | None = None) -> list[Passage]:
+        return self.retrieve(query, k).passages
+
+    def retrieve(self, query: str, k: int | None = None) -> Retrieval:
+        """Passages and the evidence behind them (lists, terms) that the router reads."""
         index: DocumentIndex = self.index
-        return index.search(self.collection, query, k or self.k)
+        return index.retrieve(self.collection, query, k or self.k)
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any

@@ -9,6 +9,7 @@ processes or hosts share a Chroma server (`chroma run`) through `chroma_url`.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from functools import cache
@@ -198,23 +199,45 @@ class ChunkStore:
                 n_results=k,
                 include=["documents", "metadatas", "distances"],
             )
-        passages = []
-        for chunk_id, text, meta, distance in zip(
-            result["ids"][0],
-            (result["documents"] or [[]])[0],
-            (result["metadatas"] or [[]])[0],
-            (result["distances"] or [[]])[0],
+        return [
+            _passage(chunk_id, text, meta, 1.0 - float(distance))  # cosine distance → similarity
+            for chunk_id, text, meta, distance in zip(
+                result["ids"][0],
+                (result["documents"] or [[]])[0],
+                (result["metadatas"] or [[]])[0],
+                (result["distances"] or [[]])[0],
+                strict=True,
+            )
+        ]
+
+    def fetch(self, collection: Collection, ids: Sequence[str], vector: Sequence[float]) -> list[Passage]:
+        """The chunks with these ids, scored by cosine similarity to `vector` (in no particular order)."""
+        if not ids:
+            return []
+        with self._guard():
+            result = collection.get(ids=list(ids), include=["documents", "metadatas", "embeddings"])
+        norm = math.sqrt(sum(x * x for x in vector)) or 1.0
+        found = []
+        for chunk_id, text, meta, embedding in zip(
+            result["ids"],
+            result["documents"] or [],
+            result["metadatas"] or [],
+            result["embeddings"],  # type: ignore[arg-type]
             strict=True,
         ):
-            meta = dict(meta or {})
-            passages.append(
-                Passage(
-                    chunk_id=chunk_id,
-                    text=text or "",
-                    source=str(meta.get("source", "")),
-                    location=str(meta.get("location", "")),
-                    score=1.0 - float(distance),  # cosine distance → similarity
-                    metadata=meta,
-                )
-            )
-        return passages
+            other = [float(x) for x in embedding]
+            scale = norm * (math.sqrt(sum(x * x for x in other)) or 1.0)
+            found.append(_passage(chunk_id, text, meta, sum(a * b for a, b in zip(vector, other, strict=True)) / scale))
+        return found
+
+
+def _passage(chunk_id: str, text: str | None, meta: Any, score: float) -> Passage:
+    meta = dict(meta or {})
+    return Passage(
+        chunk_id=chunk_id,
+        text=text or "",
+        source=str(meta.get("source", "")),
+        location=str(meta.get("location", "")),
+        score=score,
+        metadata=meta,
+    )

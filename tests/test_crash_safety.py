@@ -50,7 +50,8 @@ def change_corpus(folder: Path) -> None:
         )
 
 
-def catalog_rows(bot: Assistant) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+def catalog_rows(bot: Assistant) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[str]]:
+    """Documents, chunks and the keyword index's chunk ids of collection "docs"."""
     col = bot.index.catalog.require("docs")
     with bot.index.catalog.engine.connect() as conn:
         docs = sorted(
@@ -71,7 +72,7 @@ def catalog_rows(bot: Assistant) -> tuple[list[tuple[Any, ...]], list[tuple[Any,
             (r.id, r.state, r.seq, r.text, repr(sorted(r.meta.items())))
             for r in conn.execute(select(chunks).where(chunks.c.collection_id == col.id))
         )
-    return docs, rows
+    return docs, rows, sorted(bot.index.catalog.keyword_ids(col.id))
 
 
 def open_bot(state: Path) -> Assistant:

@@ -43,7 +43,8 @@ def test_unanswerable_question_is_declined(bot: Assistant) -> None:
     reply = bot.ask("Who won the football World Cup in 2022?", user_id="alice", session_id="off", collection="handbook")
     assert reply.route == "abstain"
     assert reply.sources == []
-    assert "do not answer" in reply.answer
+    assert "I searched collection 'handbook' for" in reply.answer and "do not answer" in reply.answer
+    assert "Nearest topics found" in reply.answer
     assert "relevance threshold" in reply.reason
     stored = bot.history("alice", "off")
     assert [m.route for m in stored] == [None, "abstain"]

@@ -90,3 +90,17 @@ def test_support_counts_the_words_the_draft_adds_that_the_passages_hold() -> Non
     assert support("The X200 is serviced.", found, question) == 0.0  # only repeats the question
     signals = draft_signals("The documents do not mention it.", [{"logprob": -0.5}, {"logprob": -1.5}], found, question)
     assert signals == {"mean_logprob": -1.0, "min_logprob": -1.5, "support": 0.0, "declined": True}
+
+
+def test_a_question_outside_the_documents_is_one_decision_abstain_or_large_never_large_when_local_only() -> None:
+    strict = Thresholds(min_relevance=0.33, min_coverage=0.6, min_identifiers_known=1.0)
+    unknown_name = {**GOOD, "coverage": 0.8, "identifiers_known": 0.0}
+    few_words = {**GOOD, "coverage": 0.4, "identifiers_known": None}
+    for signals, why in [(unknown_name, "of the names it asks about"), (few_words, "of its words are in the best")]:
+        alone = RoutePolicy(strict, has_large=False).decide(signals)
+        assert alone.route == "abstain" and why in alone.reason
+        assert RoutePolicy(strict, has_large=True).decide(signals).route == "large"
+        private = RoutePolicy(strict, has_large=True).decide(signals, local_only=True, collection="hr")
+        assert private.route == "abstain" and "local-only" in private.reason
+    # Signals a collection cannot measure (no identifiers asked, no keyword index) never decline.
+    assert RoutePolicy(strict, has_large=False).decide({**GOOD, "coverage": None}).route == "draft"

@@ -4,8 +4,9 @@
 
 `answers`: strings any one of which, found in an answer (case and spacing ignored),
 makes it correct; an empty list marks a question the documents do not answer.
-`source` (optional): the file that holds the answer. Blank lines and lines starting
-with # are skipped.
+`source` (optional): the file that holds the answer. `kind` (optional): a label such
+as "plain", "identifier" or "howto"; reports break results down by it. Blank lines
+and lines starting with # are skipped.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class QAItem:
     answers: tuple[str, ...]
     source: str | None = None
     line: int = 0
+    kind: str | None = None
 
 
 def load_qa(path: Path) -> list[QAItem]:
@@ -52,7 +54,10 @@ def load_qa(path: Path) -> list[QAItem]:
             raise InputFileError(where, "field 'answers' must be a list of non-empty strings ([] if unanswerable)")
         if source is not None and not isinstance(source, str):
             raise InputFileError(where, "field 'source' must be a string or absent")
-        items.append(QAItem(question.strip(), tuple(answers), source, number))
+        kind = row.get("kind")
+        if kind is not None and (not isinstance(kind, str) or not kind.strip()):
+            raise InputFileError(where, "field 'kind' must be a non-empty string or absent")
+        items.append(QAItem(question.strip(), tuple(answers), source, number, kind))
     if not items:
         raise InputFileError(str(path), "holds no questions; see the QA file format in the README")
     return items
