@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -15,6 +16,26 @@ if TYPE_CHECKING:
     from assistant.evals.routing import RoutingReport, ThresholdRow
 
 __all__ = ["evaluate", "print_retrieval_report", "print_routing_report"]
+
+
+def _report_options(command: Callable[..., None]) -> Callable[..., None]:
+    """The options every eval command shares: where settings go and how the report is given."""
+    decorators: list[Callable[[Any], Any]] = [
+        click.option(
+            "--settings-file",
+            type=click.Path(path_type=Path, dir_okay=False),
+            help="TOML file to write (default: ASSISTANT_CONFIG or ./assistant.toml).",
+        ),
+        click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (every question included)."),
+        click.option(
+            "-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Also save the JSON report."
+        ),
+        click.pass_context,
+        errors_to_exit,
+    ]
+    for decorate in reversed(decorators):
+        command = decorate(command)
+    return command
 
 
 @click.group("eval")
@@ -39,15 +60,7 @@ def evaluate() -> None:
 )
 @click.option("--no-large", is_flag=True, help="Do not ask the large model, even if one is configured.")
 @click.option("--write-settings", is_flag=True, help="Write the operating point to the settings file.")
-@click.option(
-    "--settings-file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="TOML file to write (default: ASSISTANT_CONFIG or ./assistant.toml).",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (every question included).")
-@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Also save the JSON report.")
-@click.pass_context
-@errors_to_exit
+@_report_options
 def eval_routing(
     ctx: click.Context,
     qa_file: Path,
@@ -117,15 +130,7 @@ def eval_routing(
     help="With --calibrate: most answerable questions that may be declined, as a share.",
 )
 @click.option("--write-settings", is_flag=True, help="With --calibrate: write the thresholds to the settings file.")
-@click.option(
-    "--settings-file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="TOML file to write (default: ASSISTANT_CONFIG or ./assistant.toml).",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (every question included).")
-@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Also save the JSON report.")
-@click.pass_context
-@errors_to_exit
+@_report_options
 def eval_retrieval(
     ctx: click.Context,
     qa_file: Path,

@@ -201,7 +201,14 @@ def _fts_phrase(term: str) -> str:
     return '"' + term.replace('"', '""') + '"'
 
 
-class SqliteKeywords:
+class _KeywordTable:
+    """What both backends' `chunk_keywords` tables share."""
+
+    def drop_collection(self, conn: Connection, collection_id: int) -> None:
+        conn.execute(text("DELETE FROM chunk_keywords WHERE collection_id = :c"), {"c": collection_id})
+
+
+class SqliteKeywords(_KeywordTable):
     """FTS5 table `chunk_keywords(title, terms, collection_id UNINDEXED, chunk_id UNINDEXED)`."""
 
     def add(self, conn: Connection, collection_id: int, rows: Sequence[KeywordRow], language: str) -> None:
@@ -227,9 +234,6 @@ class SqliteKeywords:
     def remove(self, conn: Connection, collection_id: int, chunk_ids: Sequence[str]) -> None:
         for part in _chunked([keyword_rowid(collection_id, i) for i in chunk_ids]):
             conn.execute(text(f"DELETE FROM chunk_keywords WHERE rowid IN ({','.join(str(r) for r in part)})"))
-
-    def drop_collection(self, conn: Connection, collection_id: int) -> None:
-        conn.execute(text("DELETE FROM chunk_keywords WHERE collection_id = :c"), {"c": collection_id})
 
     def exists(self, conn: Connection, collection_id: int, term: str) -> bool:
         found = conn.execute(
@@ -271,7 +275,7 @@ def _tsvector(title: Sequence[str], body: Sequence[str]) -> str:
     return " ".join(f"{_lexeme(t)}:{','.join(p)}" for t, p in positions.items())
 
 
-class PostgresKeywords:
+class PostgresKeywords(_KeywordTable):
     """Table `chunk_keywords(collection_id, chunk_id, terms tsvector)` with a GIN index on `terms`."""
 
     def add(self, conn: Connection, collection_id: int, rows: Sequence[KeywordRow], language: str) -> None:
@@ -299,9 +303,6 @@ class PostgresKeywords:
                 text("DELETE FROM chunk_keywords WHERE collection_id = :c AND chunk_id = ANY(:ids)"),
                 {"c": collection_id, "ids": list(part)},
             )
-
-    def drop_collection(self, conn: Connection, collection_id: int) -> None:
-        conn.execute(text("DELETE FROM chunk_keywords WHERE collection_id = :c"), {"c": collection_id})
 
     def exists(self, conn: Connection, collection_id: int, term: str) -> bool:
         found = conn.execute(

@@ -173,12 +173,17 @@ class ChunkStore:
         if not ids:
             return
         with self._guard():
-            collection.upsert(
-                ids=list(ids),
-                documents=list(texts),
-                metadatas=list(metadatas),
-                embeddings=[list(e) for e in embeddings],  # type: ignore[arg-type]
-            )
+            # One document can hold more chunks than Chroma takes in a call (a generated index
+            # page of 20,000 entries): write them in pages.
+            step = min(_PAGE, self.client.get_max_batch_size())
+            for start in range(0, len(ids), step):
+                end = start + step
+                collection.upsert(
+                    ids=list(ids[start:end]),
+                    documents=list(texts[start:end]),
+                    metadatas=list(metadatas[start:end]),
+                    embeddings=[list(e) for e in embeddings[start:end]],  # type: ignore[arg-type]
+                )
 
     def update_metadata(self, collection: Collection, ids: Sequence[str], metadatas: Sequence[dict[str, Any]]) -> None:
         with self._guard():

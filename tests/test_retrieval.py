@@ -109,6 +109,21 @@ def test_exact_identifiers_come_first(coded: Assistant, question: str, must_hold
     assert top.keyword_rank is not None and top.fused > 0
 
 
+def test_which_names_a_collection_knows(coded: Assistant) -> None:
+    def known(question: str) -> float | None:
+        return coded.index.retrieve(SETTINGS_NAME, question, 4).signals()["identifiers_known"]
+
+    assert known("What does 40P01 mean?") == 1.0
+    assert known("What does innodb_buffer_pool_size do?") == 0.0  # another database's parameter
+    # A dotted name the documents write apart ("the query column of pg_stat_activity") is known
+    # when each part is; a part no document holds is not.
+    assert known("What does pg_stat_activity.work_mem hold?") == 1.0
+    # Of pg_stat_activity.wait_event, pg_stat_activity and wait_event, only pg_stat_activity is known.
+    assert known("What does pg_stat_activity.wait_event hold?") == 0.3333
+    # Hyphenated words are words, not names a collection must hold.
+    assert known("Which memory settings are per-query?") is None
+
+
 def test_keyword_index_follows_every_change(tmp_path: Path) -> None:
     folder = write_corpus(tmp_path / "docs")
     bot = Assistant.from_settings(Settings(data_dir=tmp_path / "state"))
@@ -247,3 +262,16 @@ def test_a_cross_encoder_reorders_the_fused_candidates(coded: Assistant, reranke
 def test_a_reranker_path_that_is_not_a_folder_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="reranker_model"):
         CrossEncoderReranker(tmp_path / "missing")
+
+
+def test_a_document_with_more_chunks_than_chroma_takes_in_one_call_is_stored(tmp_path: Path) -> None:
+    # Found on the Python manual: its generated index page splits into 22,593 chunks.
+    from retrievers.store import ChunkStore, connect_chroma
+
+    client = connect_chroma(None, tmp_path / "chroma")
+    store = ChunkStore(client, "test store")
+    collection = store.create("many", "test", 2)
+    count = client.get_max_batch_size() + 10
+    ids = [f"c{n}" for n in range(count)]
+    store.upsert(collection, ids, ids, [{"n": n} for n in range(count)], [[1.0, n / count] for n in range(count)])
+    assert store.ids(collection) == set(ids)

@@ -102,5 +102,10 @@ def test_a_question_outside_the_documents_is_one_decision_abstain_or_large_never
         assert RoutePolicy(strict, has_large=True).decide(signals).route == "large"
         private = RoutePolicy(strict, has_large=True).decide(signals, local_only=True, collection="hr")
         assert private.route == "abstain" and "local-only" in private.reason
+    # A question whose every named code is in the documents is not declined for a low cosine
+    # ("What does E11 mean?" matches little by meaning).
+    named = {**GOOD, "best_score": 0.2, "identifiers_known": 1.0}
+    assert RoutePolicy(strict, has_large=False).decide(named).route == "draft"
+    assert RoutePolicy(strict, has_large=False).decide({**named, "identifiers_known": None}).route == "abstain"
     # Signals a collection cannot measure (no identifiers asked, no keyword index) never decline.
     assert RoutePolicy(strict, has_large=False).decide({**GOOD, "coverage": None}).route == "draft"
