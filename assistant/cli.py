@@ -17,6 +17,7 @@ import click
 
 from assistant.cli_eval import evaluate
 from assistant.cli_memory import db, escalations, memory, sessions, users
+from assistant.cli_serve import keys, serve
 from assistant.cli_support import F, assistant_from, errors_to_exit
 from assistant.errors import UserError
 from chains.route import RequestedRoute
@@ -309,7 +310,7 @@ def collections_delete(ctx: click.Context, name: str, yes: bool) -> None:
     click.echo(f"deleted collection {name}")
 
 
-for _group in (sessions, memory, users, db, escalations, evaluate):
+for _group in (sessions, memory, users, db, escalations, evaluate, keys, serve):
     cli.add_command(_group)
 
 

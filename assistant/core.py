@@ -167,14 +167,21 @@ class Assistant:
         """
         return self.index.ingest(Path(path), self._collection(collection), loaders=loaders, on_progress=on_progress)
 
-    def collections(self) -> list[str]:
-        return self.index.names()
+    def collections(self, visible_to: str | None = None) -> list[str]:
+        """Collection names; with `visible_to`, only the shared ones and that user's private ones."""
+        return self.index.names(visible_to)
 
     def create_collection(
-        self, collection: str, embedder: EmbedderSpec | None = None, *, local_only: bool = False
+        self,
+        collection: str,
+        embedder: EmbedderSpec | None = None,
+        *,
+        local_only: bool = False,
+        owner: str | None = None,
     ) -> CollectionInfo:
-        """A new, empty collection; `local_only` ones are never sent to a large model."""
-        return self.index.create(check_collection_name(collection), embedder, local_only=local_only)
+        """A new, empty collection; `local_only` ones are never sent to a large model; `owner`:
+        private to that user (the HTTP API hides it from every other user)."""
+        return self.index.create(check_collection_name(collection), embedder, local_only=local_only, owner=owner)
 
     def set_local_only(self, collection: str, local_only: bool = True) -> CollectionInfo:
         """Mark a collection local-only (its questions never leave this machine's model) or not."""

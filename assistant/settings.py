@@ -152,6 +152,21 @@ class Settings(BaseSettings):
     )
     reranker_top_n: int = Field(20, ge=1, description="Fused candidates the re-ranker scores.")
 
+    # HTTP server (assistant serve) ------------------------------------------------------
+    server_host: str = Field("127.0.0.1", description="Address `assistant serve` listens on.")
+    server_port: int = Field(8000, ge=1, le=65535, description="Port `assistant serve` listens on.")
+    server_max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest request body accepted (413 above).")
+    server_max_message_chars: int = Field(8000, ge=1, description="Longest question accepted (400 above).")
+    server_requests_per_minute: int = Field(
+        60, ge=0, description="Requests per API key per minute, counted across replicas (429 above); 0: no limit."
+    )
+    server_max_pending: int = Field(
+        8,
+        ge=1,
+        description="Turns a replica admits at once, answering or waiting for the local model; one more gets 503 "
+        "with Retry-After.",
+    )
+
     # Memory ----------------------------------------------------------------------------
     history_summary: Literal["model", "extractive", "off"] = Field(
         "model",

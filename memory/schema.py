@@ -14,7 +14,17 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-__all__ = ["Base", "ChatSession", "Escalation", "Message", "SessionSummary", "User", "UserFact"]
+__all__ = [
+    "ApiKey",
+    "ApiKeyUsage",
+    "Base",
+    "ChatSession",
+    "Escalation",
+    "Message",
+    "SessionSummary",
+    "User",
+    "UserFact",
+]
 
 
 def utcnow() -> datetime:
@@ -138,3 +148,27 @@ class Escalation(Base):
     completion_tokens: Mapped[int] = mapped_column(Integer)
     duration_ms: Mapped[float] = mapped_column(Float)
     message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"), nullable=True)
+
+
+class ApiKey(Base):
+    """A key of the HTTP API: it acts as one user. Only its SHA-256 is stored."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(255), index=True)  # external user id, as in every API call
+    name: Mapped[str] = mapped_column(String(200), default="")
+    prefix: Mapped[str] = mapped_column(String(16))  # the key's first characters, to tell keys apart
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class ApiKeyUsage(Base):
+    """Requests per key per minute, counted in SQL so that every replica sees the same count."""
+
+    __tablename__ = "api_key_usage"
+
+    key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True)
+    minute: Mapped[int] = mapped_column(Integer, primary_key=True)  # Unix time // 60
+    requests: Mapped[int] = mapped_column(Integer, default=0)

@@ -21,6 +21,7 @@ from assistant.errors import InvalidInputError, UnknownSessionError
 from memory.audit import EscalationLog, redact_session, redact_user
 from memory.db import Database
 from memory.facts import FactStore
+from memory.keys import KeyStore
 from memory.migrate import upgrade
 from memory.schema import ChatSession, Message, SessionSummary, User, UserFact, utcnow
 
@@ -148,6 +149,7 @@ class SQLMemory:
         self.db = Database(engine)
         self.facts = FactStore(self.db)
         self.escalations = EscalationLog(self.db)
+        self.keys = KeyStore(self.db)
 
     # Writes -------------------------------------------------------------------------
 

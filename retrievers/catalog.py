@@ -79,6 +79,7 @@ class CollectionRow:
     building: dict[str, Any] | None
     local_only: bool = False
     keywords: KeywordScheme | None = None  # None: no keyword index built yet
+    owner: str | None = None  # the user a private collection belongs to; None: shared
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ class CollectionInfo:
     reindexing: bool
     local_only: bool  # its questions are never sent to a large model
     keywords: str  # "english", "none" (no stemming) or "not built": run reindex
+    owner: str | None = None  # the user a private collection belongs to; None: shared
 
 
 @dataclass(frozen=True)
@@ -164,6 +166,7 @@ def _row(row: Any) -> CollectionRow:
         building=row.building,
         local_only=bool(row.local_only),
         keywords=KeywordScheme.from_dict(row.keywords),
+        owner=row.owner,
     )
 
 
@@ -216,9 +219,13 @@ class Catalog:
             raise UnknownCollectionError(name, self.names())
         return found
 
-    def names(self) -> list[str]:
+    def names(self, visible_to: str | None = None) -> list[str]:
+        """Every collection's name; with `visible_to`, only the shared ones and that user's private ones."""
+        query = select(collections.c.name).order_by(collections.c.name)
+        if visible_to is not None:
+            query = query.where((collections.c.owner.is_(None)) | (collections.c.owner == visible_to))
         with self._read() as conn:
-            return list(conn.scalars(select(collections.c.name).order_by(collections.c.name)))
+            return list(conn.scalars(query))
 
     def create(
         self,
@@ -228,6 +235,7 @@ class Catalog:
         *,
         local_only: bool = False,
         keywords: KeywordScheme | None = None,
+        owner: str | None = None,
     ) -> CollectionRow:
         now = _now()
         try:
@@ -239,6 +247,7 @@ class Catalog:
                         generation=1,
                         embedder=_embedder_to_json(embedder),
                         local_only=local_only,
+                        owner=owner,
                         keywords=(keywords or KeywordScheme()).to_dict(),
                         created_at=now,
                         updated_at=now,
@@ -278,6 +287,7 @@ class Catalog:
             reindexing=col.building is not None,
             local_only=col.local_only,
             keywords=col.keywords.language if col.keywords and col.keywords.current else "not built",
+            owner=col.owner,
         )
 
     def set_local_only(self, name: str, local_only: bool) -> None:

@@ -21,7 +21,7 @@ from sqlalchemy import (
     false,
 )
 
-__all__ = ["chunks", "collections", "documents", "metadata"]
+__all__ = ["chunks", "collections", "documents", "ingest_jobs", "metadata"]
 
 metadata = MetaData()
 
@@ -42,6 +42,8 @@ collections = Table(
     # The keyword index's scheme (retrievers.keywords.KeywordScheme); NULL: not built (yet).
     # The index itself (chunk_keywords) is engine-specific DDL, see migration 0005.
     Column("keywords", JSON, nullable=True),
+    # The user a private collection belongs to (the HTTP API hides it from everyone else); NULL: shared.
+    Column("owner", String(255), nullable=True),
 )
 
 documents = Table(
@@ -75,4 +77,20 @@ chunks = Table(
     Column("state", String(8), nullable=False),  # live | pending | deleting
     Index("ix_chunks_document", "document_id"),
     Index("ix_chunks_state", "collection_id", "state"),
+)
+
+ingest_jobs = Table(
+    "ingest_jobs",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("collection", String(512), nullable=False),
+    Column("user_id", String(255), nullable=False),
+    Column("status", String(16), nullable=False),  # queued, running, done, failed
+    Column("files_total", Integer, nullable=False),
+    Column("files_done", Integer, nullable=False),
+    Column("report", JSON, nullable=True),  # the IngestReport of each file, once done
+    Column("error", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),  # a heartbeat while running
+    Index("ix_ingest_jobs_user", "user_id", "created_at"),
 )

@@ -153,17 +153,21 @@ class DocumentIndex:
 
     # Collections -----------------------------------------------------------------------
 
-    def names(self) -> list[str]:
-        return self.catalog.names()
+    def names(self, visible_to: str | None = None) -> list[str]:
+        return self.catalog.names(visible_to)
 
-    def create(self, name: str, embedder: EmbedderSpec | None = None, *, local_only: bool = False) -> CollectionInfo:
-        """A new, empty collection embedded by `embedder` (default: the settings' one)."""
+    def create(
+        self, name: str, embedder: EmbedderSpec | None = None, *, local_only: bool = False, owner: str | None = None
+    ) -> CollectionInfo:
+        """A new, empty collection embedded by `embedder` (default: the settings' one).
+
+        `owner`: the user it is private to (None: shared)."""
         check_collection_name(name)
         embeddings = self.embedders.load(embedder) if embedder else self.embedders.default()
         info = self.embedders.info(embeddings)
         chroma_name = _chroma_name(name)
         scheme = KeywordScheme(language=self.options.keyword_language)
-        self.catalog.create(name, chroma_name, info, local_only=local_only, keywords=scheme)
+        self.catalog.create(name, chroma_name, info, local_only=local_only, keywords=scheme, owner=owner)
         self.store.create(chroma_name, info.name, info.dimension)
         return self.catalog.info(name)
 

@@ -1,0 +1,81 @@
+"""`assistant serve` and `assistant keys ...`: the HTTP API and who may call it."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import click
+
+from assistant.cli_support import assistant_from, errors_to_exit, memory_from, settings_from
+
+__all__ = ["keys", "serve"]
+
+
+@click.command()
+@click.option("--host", help="Address to listen on (default: the server_host setting, 127.0.0.1).")
+@click.option("--port", type=int, help="Port (default: the server_port setting, 8000).")
+@click.pass_context
+@errors_to_exit
+def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Serve the OpenAI-compatible API, the native endpoints and the web chat page."""
+    import uvicorn
+
+    from assistant.server import ServerOptions, create_app
+
+    settings = settings_from(ctx)
+    bot = assistant_from(ctx)
+    app = create_app(
+        bot,
+        ServerOptions(
+            max_body_bytes=settings.server_max_body_bytes,
+            max_message_chars=settings.server_max_message_chars,
+            requests_per_minute=settings.server_requests_per_minute,
+            max_pending=settings.server_max_pending,
+            max_upload_bytes=int(settings.max_file_mb * 1024 * 1024),
+        ),
+    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(app, host=host or settings.server_host, port=port or settings.server_port, log_level="warning")
+
+
+@click.group()
+def keys() -> None:
+    """API keys of the HTTP server: each acts as one user."""
+
+
+@keys.command("create")
+@click.option("--user", "user_id", required=True, help="The user the key acts as.")
+@click.option("--name", default="", help="A label, e.g. the app that will use the key.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@errors_to_exit
+def keys_create(ctx: click.Context, user_id: str, name: str, as_json: bool) -> None:
+    """Create a key; it is printed once and only its hash is stored."""
+    issued = memory_from(ctx).keys.create(user_id, name)
+    if as_json:
+        click.echo(json.dumps({"id": issued.info.id, "user": user_id, "key": issued.secret}))
+    else:
+        click.echo(issued.secret)
+        click.echo(f"key {issued.info.id} for user {user_id}: store it now, it is not shown again", err=True)
+
+
+@keys.command("list")
+@click.option("--user", "user_id", help="Only this user's keys.")
+@click.pass_context
+@errors_to_exit
+def keys_list(ctx: click.Context, user_id: str | None) -> None:
+    for key in memory_from(ctx).keys.list(user_id):
+        state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "live"
+        click.echo(f"{key.id}\t{key.user_id}\t{key.prefix}…\t{key.name}\t{state}")
+
+
+@keys.command("revoke")
+@click.argument("key_id", type=int)
+@click.pass_context
+@errors_to_exit
+def keys_revoke(ctx: click.Context, key_id: int) -> None:
+    """Revoke a key: requests with it get 401 from the next one on, on every replica."""
+    if not memory_from(ctx).keys.revoke(key_id):
+        raise click.UsageError(f"no live key {key_id}; see: assistant keys list")
+    click.echo(f"revoked key {key_id}")

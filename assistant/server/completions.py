@@ -1,0 +1,146 @@
+"""OpenAI's chat-completions format: the request we accept and the objects we return.
+
+Only what a chat client sends is read: `model` (a collection), `messages`, `stream`,
+`stream_options`, `user`; sampling fields (`temperature`, `max_tokens`, ...) are accepted
+and ignored, since the router and the prompt decide them. What OpenAI's format has no
+field for (the sources, the route taken and why, the session) travels in the
+`assistant` extension field of the completion and of the last streamed chunk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from chains.reply import Reply
+
+__all__ = [
+    "ChatMessage",
+    "ChatRequest",
+    "completion",
+    "completion_chunk",
+    "extension",
+    "new_completion_id",
+    "session_of",
+]
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[dict[str, Any]] | None = None
+
+    def text(self) -> str:
+        """The message's text; a list of content parts (OpenAI's newer form) is joined."""
+        if isinstance(self.content, list):
+            return "".join(str(p.get("text", "")) for p in self.content if p.get("type") in ("text", "input_text"))
+        return self.content or ""
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    include_usage: bool = False
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")  # temperature, max_tokens, ...: accepted, not used
+
+    model: str
+    messages: list[ChatMessage] = Field(min_length=1)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    user: str | None = None
+
+    def question(self) -> str:
+        """The new turn: the last user message (earlier ones are already in the session)."""
+        for message in reversed(self.messages):
+            if message.role == "user":
+                return message.text()
+        return ""
+
+
+def session_of(request: ChatRequest, header: str | None, key_id: int) -> str:
+    """The session a request continues: the X-Session-Id header, else the `user` field, else
+    one derived from the conversation's first user message, so that a client resending the
+    whole message list at every turn (as OpenAI clients do) stays in one session."""
+    if header:
+        return header
+    if request.user:
+        return request.user
+    first = next((m.text() for m in request.messages if m.role == "user"), "")
+    return "chat-" + hashlib.sha256(f"{key_id}\n{first}".encode()).hexdigest()[:16]
+
+
+def new_completion_id() -> str:
+    return "chatcmpl-" + uuid.uuid4().hex
+
+
+def extension(reply: Reply, session_id: str) -> dict[str, Any]:
+    return {
+        "session_id": session_id,
+        "route": reply.route,
+        "reason": reply.reason,
+        "model": reply.model,
+        "low_confidence": reply.low_confidence,
+        "evidence": reply.evidence,
+        "sources": [{**s.to_dict(), "citation": s.citation} for s in reply.sources],
+    }
+
+
+def usage(reply: Reply) -> dict[str, int]:
+    prompt = int(reply.usage.get("prompt_tokens", 0))
+    completion_tokens = int(reply.usage.get("completion_tokens", 0))
+    return {"prompt_tokens": prompt, "completion_tokens": completion_tokens, "total_tokens": prompt + completion_tokens}
+
+
+def completion(completion_id: str, model: str, reply: Reply, session_id: str) -> dict[str, Any]:
+    return {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": reply.answer},
+                "finish_reason": "stop",
+                "logprobs": None,
+            }
+        ],
+        "usage": usage(reply),
+        "assistant": extension(reply, session_id),
+    }
+
+
+def completion_chunk(
+    completion_id: str,
+    model: str,
+    *,
+    content: str | None = None,
+    role: bool = False,
+    reply: Reply | None = None,
+    session_id: str = "",
+) -> dict[str, Any]:
+    """One streamed chunk: a piece of text, or (with `reply`) the last one, with usage and the extension."""
+    delta: dict[str, Any] = {}
+    if role:
+        delta["role"] = "assistant"
+    if content is not None:
+        delta["content"] = content
+    chunk: dict[str, Any] = {
+        "id": completion_id,
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": "stop" if reply else None, "logprobs": None}],
+    }
+    if reply is not None:
+        chunk["usage"] = usage(reply)
+        chunk["assistant"] = extension(reply, session_id)
+    return chunk
