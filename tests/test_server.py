@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -328,3 +329,28 @@ def test_a_private_collection_upload_job_and_isolation(served: Served) -> None:
     assert httpx.delete(f"{url}/v1/collections/handbook", headers=served.headers()).status_code == 403
     assert httpx.delete(f"{url}/v1/collections/alice-notes", headers=served.headers()).status_code == 200
     assert "alice-notes" not in served.bot.collections()
+
+
+def test_keys_from_the_command_line(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from assistant.cli import cli
+    from assistant.factory import build_memory
+    from assistant.settings import Settings
+
+    state = ["--data-dir", str(tmp_path)]
+    created = CliRunner().invoke(cli, [*state, "keys", "create", "--user", "erin", "--name", "wiki bot", "--json"])
+    assert created.exit_code == 0, created.output
+    issued = json.loads(created.stdout)
+    memory = build_memory(Settings(data_dir=tmp_path))
+    assert memory.keys.verify(issued["key"]).user_id == "erin"  # type: ignore[union-attr]
+    # Only a hash is stored: the key itself is nowhere in the database file.
+    assert issued["key"].encode() not in (tmp_path / "assistant.db").read_bytes()
+    listed = CliRunner().invoke(cli, [*state, "keys", "list", "--user", "erin"])
+    assert "wiki bot" in listed.output and "live" in listed.output and issued["key"] not in listed.output
+    revoked = CliRunner().invoke(cli, [*state, "keys", "revoke", str(issued["id"])])
+    assert revoked.exit_code == 0 and memory.keys.verify(issued["key"]) is None
+    again = CliRunner().invoke(cli, [*state, "keys", "revoke", str(issued["id"])])
+    assert again.exit_code == 2 and "no live key" in again.output
+    missing = CliRunner().invoke(cli, [*state, "keys", "create", "--user", " "])
+    assert missing.exit_code == 2 and "user" in missing.output
