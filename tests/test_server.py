@@ -189,6 +189,10 @@ def test_bad_input_gets_an_openai_error_and_a_request_id(served: Served) -> None
         (post(too_long), 400, "context_length_exceeded"),
         (post(raw=b" " * 1_100_000), 413, "body_too_large"),
     ]
+    # route="large" with no large model configured: a 400 naming the setting, streamed or not.
+    for stream in (False, True):
+        large = post({**good, "route": "large", "stream": stream})
+        assert large.status_code == 400 and "fallback_base_url" in large.json()["error"]["message"]
     for response, status, code in cases:
         body = response.json()
         assert response.status_code == status, body

@@ -204,13 +204,18 @@ def create_app(bot: Assistant, options: ServerOptions | None = None) -> FastAPI:
         session_id = session_of(chat, request.headers.get("x-session-id"), key.id)
         admission.enter()
         turn = _Turn(
-            lambda: bot.stream(question, user_id=key.user_id, session_id=session_id, collection=chat.model),
+            lambda: bot.stream(
+                question, user_id=key.user_id, session_id=session_id, collection=chat.model, route=chat.route
+            ),
             admission,
         )
         completion_id = new_completion_id()
         if not chat.stream:
             reply = await turn.reply()
             return JSONResponse(completion(completion_id, chat.model, reply, session_id))
+        # A mistake the pipeline finds before answering (route="large" with no large model)
+        # is still an HTTP error, not an error event inside a 200 stream.
+        await turn.started()
         return StreamingResponse(
             _sse(turn, completion_id, chat.model, session_id, request.state.request_id),
             media_type="text/event-stream",
@@ -324,6 +329,7 @@ class _Turn:
         self.loop = asyncio.get_running_loop()
         self.queue: asyncio.Queue[object] = asyncio.Queue()
         self.admission = admission
+        self._first: object = None
         threading.Thread(target=self._run, args=(start,), daemon=True, name="assistant-turn").start()
 
     def _run(self, start: Callable[[], Iterator[ReplyChunk]]) -> None:
@@ -336,9 +342,21 @@ class _Turn:
         finally:
             self.admission.leave()
 
+    async def started(self) -> None:
+        """Wait for the turn's first chunk (raising what failed before it) and keep it for `chunks`."""
+        self._first = await self.queue.get()
+        if isinstance(self._first, BaseException):
+            raise self._first
+
+    async def _next(self) -> object:
+        if self._first is not None:
+            item, self._first = self._first, None
+            return item
+        return await self.queue.get()
+
     async def chunks(self) -> AsyncIterator[ReplyChunk]:
         while True:
-            item = await self.queue.get()
+            item = await self._next()
             if item is _DONE:
                 return
             if isinstance(item, BaseException):

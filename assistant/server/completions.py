@@ -1,10 +1,11 @@
 """OpenAI's chat-completions format: the request we accept and the objects we return.
 
 Only what a chat client sends is read: `model` (a collection), `messages`, `stream`,
-`stream_options`, `user`; sampling fields (`temperature`, `max_tokens`, ...) are accepted
-and ignored, since the router and the prompt decide them. What OpenAI's format has no
-field for (the sources, the route taken and why, the session) travels in the
-`assistant` extension field of the completion and of the last streamed chunk.
+`stream_options`, `user`, and our extension `route` ("auto", "local" or "large");
+sampling fields (`temperature`, `max_tokens`, ...) are accepted and ignored, since the
+router and the prompt decide them. What OpenAI's format has no field for (the sources,
+the route taken and why, the session) travels in the `assistant` extension field of
+the completion and of the last streamed chunk.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class ChatRequest(BaseModel):
     stream: bool = False
     stream_options: StreamOptions | None = None
     user: str | None = None
+    route: Literal["auto", "local", "large"] = "auto"  # extension: as `assistant ask --route`
 
     def question(self) -> str:
         """The new turn: the last user message (earlier ones are already in the session)."""
