@@ -149,7 +149,7 @@ def oracle_answers(bot: Assistant, items: list[QAItem], docs: Path) -> list[bool
     for item in items:
         path = docs / str(item.source)
         page = " ".join(
-            " ".join(d.page_content.split()) for d in parse(path, path.read_bytes(), "html", ParseOptions())
+            " ".join(d.page_content.split()) for d in parse("html", path, path.read_bytes(), ParseOptions())
         )
         lowered = page.lower()
         at = min((lowered.find(a.lower()) for a in item.answers if a.lower() in lowered), default=0)
@@ -219,6 +219,31 @@ def latency(bot: Assistant, collection: str, questions: list[str], mode: str) ->
     return {"p50": round(percentile(times, 0.5), 1), "p95": round(percentile(times, 0.95), 1)}
 
 
+def hand_assembled_row(state: Path, docs: Path, items: list[QAItem], answers: bool) -> dict[str, Any]:
+    base = HandAssembled(state, docs)
+    times, cases = [], []
+    base.sources(items[0].question)
+    for item in items:
+        started = time.perf_counter()
+        found = base.sources(item.question)
+        times.append((time.perf_counter() - started) * 1000)
+        rank = found.index(item.source) + 1 if item.source in found else None
+        cases.append(
+            RetrievalCase(
+                item.question, item.kind or "", item.source, bool(item.answers), found, rank, {}, False, "", times[-1]
+            )
+        )
+    row = retrieval_row(cases)
+    if answers:
+        marks: dict[str, list[bool]] = {"plain": [], "harder": []}
+        for item in (i for i in items if i.answers):
+            marks["plain" if item.kind == "plain" else "harder"].append(
+                is_correct(base.answer(item.question), item.answers)
+            )
+        row.update({f"{g} own words": round(sum(m) / len(m), 3) for g, m in marks.items() if m})
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--questions", type=Path, default=ROOT / "benchmarks" / "postgres_questions.jsonl")
@@ -228,6 +253,9 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="Only the first N questions.")
     parser.add_argument("--answers", action="store_true", help="Also measure answer accuracy (slow: ~2 s a question).")
     parser.add_argument("--latency-only", action="store_true", help="Only search latency, dense and hybrid.")
+    parser.add_argument(
+        "--only", action="append", help="Only these configurations (repeatable), e.g. --only '+ dedupe'; no baseline."
+    )
     parser.add_argument("--output", type=Path, default=Path("/tmp/bench-retrieval.json"))
     args = parser.parse_args()
     items = load_qa(args.questions)[: args.limit]
@@ -247,27 +275,28 @@ def main() -> None:
     print(f"{args.collection}: {report.chunks_total} chunks from {args.docs}; {len(items)} questions")
     results: dict[str, dict[str, Any]] = {}
 
-    base = HandAssembled(args.state, args.docs)
-    times, cases = [], []
-    base.sources(questions[0])
-    for item in items:
-        started = time.perf_counter()
-        found = base.sources(item.question)
-        times.append((time.perf_counter() - started) * 1000)
-        rank = found.index(item.source) + 1 if item.source in found else None
-        cases.append(
-            RetrievalCase(
-                item.question, item.kind or "", item.source, bool(item.answers), found, rank, {}, False, "", times[-1]
-            )
-        )
-    results["hand-assembled"] = retrieval_row(cases)
-    if args.answers:
-        marks: dict[str, list[bool]] = {"plain": [], "harder": []}
-        for item in (i for i in items if i.answers):
-            marks["plain" if item.kind == "plain" else "harder"].append(
-                is_correct(base.answer(item.question), item.answers)
-            )
-        results["hand-assembled"].update({f"{g} own words": round(sum(m) / len(m), 3) for g, m in marks.items() if m})
+    if args.only:
+        if "hand-assembled" in args.only:
+            print("hand-assembled", hand_assembled_row(args.state, args.docs, items, args.answers), flush=True)
+        if "oracle" in args.only:
+            bot = Assistant.from_settings(Settings(data_dir=args.state))
+            answerable = [i for i in items if i.answers]
+            oracle = oracle_answers(bot, answerable, args.docs)
+            for group in ("plain", "harder"):
+                marks = [
+                    r for r, i in zip(oracle, answerable, strict=True) if (i.kind == "plain") == (group == "plain")
+                ]
+                print(f"oracle window {group} own words {statistics.fmean(marks):.3f}", flush=True)
+        for name, overrides in STEPS:
+            if name in args.only:
+                step = Assistant.from_settings(Settings(data_dir=args.state, **overrides))
+                row = retrieval_row(list(run_cases(step, args.collection, items)))
+                if args.answers:
+                    row.update(answer_row(step, args.collection, items, f"{name}-{time.time()}"))
+                print(name, row, flush=True)
+        return
+
+    results["hand-assembled"] = hand_assembled_row(args.state, args.docs, items, args.answers)
 
     last: Assistant | None = None
     for name, overrides in STEPS:
