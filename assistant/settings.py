@@ -135,7 +135,11 @@ class Settings(BaseSettings):
         "reindexed.",
     )
     neighbour_chunks: int = Field(
-        1, ge=0, le=5, description="Chunks of the same section added on each side of a retrieved chunk; 0: off."
+        0,
+        ge=0,
+        le=5,
+        description="Chunks of the same section added on each side of a retrieved chunk; 0: off (on the "
+        "PostgreSQL benchmark it changed answer accuracy by less than one question and cost ~8 ms a search).",
     )
     passage_max_tokens: int = Field(
         350, ge=32, description="Most embedder tokens a passage grown by its neighbours may reach."

@@ -11,7 +11,7 @@ unanswerable), in one run:
   + keywords score the keyword list fused with the cosine scores instead (the default)
   + identifiers    a third list: chunks holding every identifier the question names
   + source support each chunk raised by the next best chunks of its document
-  + neighbours     each hit grown by its section's neighbouring chunks
+  + neighbours     each hit grown by its section's neighbouring chunks (off by default: no gain)
   + dedupe         near-duplicate passages dropped
   + abstention     the calibrated "documents do not say" thresholds (2-fold cross-validated:
                    thresholds chosen on one half of the questions, scored on the other)
@@ -63,8 +63,8 @@ STEPS: list[tuple[str, dict[str, Any]]] = [
     ("+ keywords score", {"identifier_weight": 0.0, "source_support": 0.0, **RAW}),
     ("+ identifiers", {"source_support": 0.0, **RAW}),
     ("+ source support", {**RAW}),
-    ("+ neighbours", {"dedupe_overlap": 1.0, **OFF}),
-    ("+ dedupe", {**OFF}),
+    ("+ neighbours", {"neighbour_chunks": 1, "dedupe_overlap": 1.0, **OFF}),
+    ("+ dedupe", {"neighbour_chunks": 1, **OFF}),
 ]
 # Steps whose answers are measured (the others do not change what reaches the prompt much,
 # and each answered step costs ~2 s a question).
