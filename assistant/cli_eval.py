@@ -38,6 +38,17 @@ def _report_options(command: Callable[..., None]) -> Callable[..., None]:
     return command
 
 
+def _give_report(data: dict[str, Any], as_json: bool, output: Path | None, show: Callable[[], None]) -> None:
+    """The report as JSON (to -o FILE, and to stdout with --json), or as tables in the terminal."""
+    document = json.dumps(data, indent=2, default=str, ensure_ascii=False)
+    if output:
+        output.write_text(document + "\n", encoding="utf-8")
+    if as_json:
+        click.echo(document)
+    else:
+        show()
+
+
 @click.group("eval")
 def evaluate() -> None:
     """Evaluate on a labelled question file (QA file format: see the README)."""
@@ -97,13 +108,7 @@ def eval_routing(
             with_large=not no_large,
             on_case=lambda n, _case: progress.update(task, completed=n),
         )
-    document = json.dumps(report.to_dict(), indent=2, default=str, ensure_ascii=False)
-    if output:
-        output.write_text(document + "\n", encoding="utf-8")
-    if as_json:
-        click.echo(document)
-    else:
-        print_routing_report(report)
+    _give_report(report.to_dict(), as_json, output, lambda: print_routing_report(report))
     if write_settings:
         if report.operating_point is None:
             raise click.ClickException("no operating point: the local answers were all right or all wrong")
@@ -168,13 +173,7 @@ def eval_retrieval(
             max_false_abstention=max_false_abstention,
             on_case=lambda _case: progress.advance(task),
         )
-    document = json.dumps(report.to_dict(), indent=2, default=str, ensure_ascii=False)
-    if output:
-        output.write_text(document + "\n", encoding="utf-8")
-    if as_json:
-        click.echo(document)
-    else:
-        print_retrieval_report(report)
+    _give_report(report.to_dict(), as_json, output, lambda: print_retrieval_report(report))
     if write_settings and report.calibrated is not None:
         path = save(report.calibrated, settings_file)
         shown = ", ".join(f"{k} = {v}" for k, v in report.calibrated.items())

@@ -18,7 +18,7 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import Runnable
 
-from chains.words import REFERRING_WORDS, content_words, entities
+from retrievers.words import REFERRING_WORDS, content_words, entities
 
 __all__ = ["Condensed", "Condenser", "needs_context"]
 

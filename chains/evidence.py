@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from langchain_core.embeddings import Embeddings
 
-from chains.words import content_words, sentences
 from retrievers.passage import Passage
+from retrievers.words import content_words, sentences
 
 __all__ = ["Evidence", "cosine", "select_evidence"]
 

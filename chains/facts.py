@@ -26,8 +26,8 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage
 
 from chains.evidence import cosine
-from chains.words import content_words, sentences
 from memory.facts import MAX_FACT_CHARS, Fact
+from retrievers.words import content_words, sentences
 
 __all__ = [
     "REWRITE_SCHEMA",

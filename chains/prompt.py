@@ -17,10 +17,10 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 
 from assistant.errors import InvalidQuestionError
 from chains.evidence import Evidence
-from chains.words import leading_sentences
 from memory.facts import Fact
 from memory.store import StoredMessage
 from retrievers.passage import Passage
+from retrievers.words import leading_sentences
 
 __all__ = ["LOCAL_SYSTEM", "BuiltPrompt", "PromptBuilder"]
 

@@ -22,9 +22,9 @@ from typing import Any, Literal
 
 from assistant.errors import InvalidInputError
 from chains.reply import Route
-from chains.words import content_words
 from retrievers.hybrid import Retrieval
 from retrievers.passage import Passage
+from retrievers.words import content_words
 
 __all__ = [
     "DRAFT_SIGNALS",

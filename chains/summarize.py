@@ -16,8 +16,8 @@ from collections.abc import Callable, Sequence
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
 
-from chains.words import content_words, leading_sentences
 from memory.store import StoredMessage, StoredSummary
+from retrievers.words import content_words, leading_sentences
 
 __all__ = ["EXTRACTIVE", "Summarizer"]
 

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection, text
 
-from chains.words import STOP_WORDS
+from retrievers.words import STOP_WORDS
 
 __all__ = [
     "KEYWORD_VERSION",

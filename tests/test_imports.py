@@ -25,3 +25,18 @@ def test_package_imports_alone(module: str) -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "[]"
+
+
+def test_the_layers_point_one_way() -> None:
+    """chains receive memory and retrievers; memory and retrievers never import chains."""
+    import ast
+
+    from tests.conftest import ROOT
+
+    for package in ("memory", "retrievers"):
+        for path in (ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                if isinstance(node, ast.ImportFrom):
+                    names = [node.module or ""]
+                assert not any(n == "chains" or n.startswith("chains.") for n in names), path

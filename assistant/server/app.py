@@ -18,13 +18,11 @@ complete answer, and the model's lock is never left held by an abandoned stream.
 # No `from __future__ import annotations`: FastAPI reads the routes' annotations at
 # definition time, and `Caller` is local to create_app.
 
-import asyncio
 import json
 import logging
-import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from importlib import resources
 from typing import Annotated, Any
@@ -36,10 +34,10 @@ from pydantic import BaseModel, ValidationError
 
 from assistant.core import Assistant
 from assistant.errors import AssistantError
-from assistant.server.completions import ChatRequest, completion, completion_chunk, new_completion_id, session_of
+from assistant.server.completions import ChatRequest, completion, new_completion_id, session_of
 from assistant.server.errors import ApiError, from_assistant_error
+from assistant.server.turns import Admission, Turn, sse
 from assistant.server.uploads import safe_file_name, start_ingest_job
-from chains.reply import ReplyChunk
 from memory.keys import KeyInfo
 from retrievers.jobs import IngestJobs
 
@@ -64,37 +62,9 @@ class NewCollection(BaseModel):
     local_only: bool = False  # never sent to a large model
 
 
-class _Admission:
-    """How many turns are in flight, across the threads that run them."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._count = 0
-        self._lock = threading.Lock()
-
-    def enter(self) -> None:
-        with self._lock:
-            if self._count >= self.limit:
-                raise ApiError(
-                    503,
-                    f"The assistant is answering {self._count} questions already; retry in a few seconds.",
-                    kind="server_error",
-                    code="overloaded",
-                    headers={"Retry-After": "5"},
-                )
-            self._count += 1
-
-    def leave(self) -> None:
-        with self._lock:
-            self._count -= 1
-
-
-_DONE = object()
-
-
 def create_app(bot: Assistant, options: ServerOptions | None = None) -> FastAPI:
     opts = options or ServerOptions()
-    admission = _Admission(opts.max_pending)
+    admission = Admission(opts.max_pending)
     jobs = IngestJobs(bot.memory.engine)
     app = FastAPI(title="assistant", version="1", docs_url="/docs", redoc_url=None)
 
@@ -203,7 +173,7 @@ def create_app(bot: Assistant, options: ServerOptions | None = None) -> FastAPI:
             )
         session_id = session_of(chat, request.headers.get("x-session-id"), key.id)
         admission.enter()
-        turn = _Turn(
+        turn = Turn(
             lambda: bot.stream(
                 question, user_id=key.user_id, session_id=session_id, collection=chat.model, route=chat.route
             ),
@@ -217,7 +187,7 @@ def create_app(bot: Assistant, options: ServerOptions | None = None) -> FastAPI:
         # is still an HTTP error, not an error event inside a 200 stream.
         await turn.started()
         return StreamingResponse(
-            _sse(turn, completion_id, chat.model, session_id, request.state.request_id),
+            sse(turn, completion_id, chat.model, session_id, request.state.request_id),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
@@ -320,76 +290,6 @@ def create_app(bot: Assistant, options: ServerOptions | None = None) -> FastAPI:
         return resources.files("assistant.server").joinpath("chat.html").read_text(encoding="utf-8")
 
     return app
-
-
-class _Turn:
-    """One turn run to its end in a worker thread; its chunks reach the event loop through a queue."""
-
-    def __init__(self, start: Callable[[], Iterator[ReplyChunk]], admission: _Admission) -> None:
-        self.loop = asyncio.get_running_loop()
-        self.queue: asyncio.Queue[object] = asyncio.Queue()
-        self.admission = admission
-        self._first: object = None
-        threading.Thread(target=self._run, args=(start,), daemon=True, name="assistant-turn").start()
-
-    def _run(self, start: Callable[[], Iterator[ReplyChunk]]) -> None:
-        try:
-            for chunk in start():
-                self.loop.call_soon_threadsafe(self.queue.put_nowait, chunk)
-            self.loop.call_soon_threadsafe(self.queue.put_nowait, _DONE)
-        except BaseException as exc:  # handed to the request, which turns it into an error body
-            self.loop.call_soon_threadsafe(self.queue.put_nowait, exc)
-        finally:
-            self.admission.leave()
-
-    async def started(self) -> None:
-        """Wait for the turn's first chunk (raising what failed before it) and keep it for `chunks`."""
-        self._first = await self.queue.get()
-        if isinstance(self._first, BaseException):
-            raise self._first
-
-    async def _next(self) -> object:
-        if self._first is not None:
-            item, self._first = self._first, None
-            return item
-        return await self.queue.get()
-
-    async def chunks(self) -> AsyncIterator[ReplyChunk]:
-        while True:
-            item = await self._next()
-            if item is _DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            assert isinstance(item, ReplyChunk)
-            yield item
-
-    async def reply(self) -> Any:
-        async for chunk in self.chunks():
-            if chunk.reply is not None:
-                return chunk.reply
-        raise ApiError(500, "The turn ended without an answer.", kind="server_error")
-
-
-async def _sse(turn: _Turn, completion_id: str, model: str, session_id: str, request_id: str) -> AsyncIterator[str]:
-    def event(payload: dict[str, Any]) -> str:
-        return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
-
-    yield event(completion_chunk(completion_id, model, role=True, content=""))
-    try:
-        async for chunk in turn.chunks():
-            if chunk.reply is not None:
-                yield event(
-                    completion_chunk(completion_id, model, content="", reply=chunk.reply, session_id=session_id)
-                )
-            elif chunk.text:
-                yield event(completion_chunk(completion_id, model, content=chunk.text))
-    except AssistantError as exc:
-        yield event(from_assistant_error(exc).body(request_id))
-    except Exception:
-        log.exception("%s: the turn failed", request_id)
-        yield event(ApiError(500, "The turn failed; see the server log.", kind="server_error").body(request_id))
-    yield "data: [DONE]\n\n"
 
 
 async def _json_body(request: Request, limit: int) -> Any:
