@@ -16,7 +16,9 @@ from typing import Any
 import click
 
 from assistant.cli_eval import evaluate
+from assistant.cli_eval_quality import COMMANDS as EVAL_COMMANDS
 from assistant.cli_memory import db, escalations, memory, sessions, users
+from assistant.cli_review import review
 from assistant.cli_serve import keys, serve
 from assistant.cli_support import F, assistant_from, errors_to_exit
 from assistant.errors import UserError
@@ -310,6 +312,8 @@ def collections_delete(ctx: click.Context, name: str, yes: bool) -> None:
     click.echo(f"deleted collection {name}")
 
 
+for _command in (*EVAL_COMMANDS, review):
+    evaluate.add_command(_command)
 for _group in (sessions, memory, users, db, escalations, evaluate, keys, serve):
     cli.add_command(_group)
 

@@ -15,10 +15,10 @@ if TYPE_CHECKING:
     from assistant.evals.retrieval import RetrievalReport
     from assistant.evals.routing import RoutingReport, ThresholdRow
 
-__all__ = ["evaluate", "print_retrieval_report", "print_routing_report"]
+__all__ = ["evaluate", "give_report", "print_retrieval_report", "print_routing_report", "report_options"]
 
 
-def _report_options(command: Callable[..., None]) -> Callable[..., None]:
+def report_options(command: Callable[..., None]) -> Callable[..., None]:
     """The options every eval command shares: where settings go and how the report is given."""
     decorators: list[Callable[[Any], Any]] = [
         click.option(
@@ -28,7 +28,11 @@ def _report_options(command: Callable[..., None]) -> Callable[..., None]:
         ),
         click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (every question included)."),
         click.option(
-            "-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Also save the JSON report."
+            "-o",
+            "--output",
+            type=click.Path(path_type=Path, dir_okay=False),
+            help="Where to write the JSON report; the HTML report goes beside it (.html). "
+            "Default: eval-reports/KIND-TIME.json.",
         ),
         click.pass_context,
         errors_to_exit,
@@ -38,24 +42,33 @@ def _report_options(command: Callable[..., None]) -> Callable[..., None]:
     return command
 
 
-def _give_report(data: dict[str, Any], as_json: bool, output: Path | None, show: Callable[[], None]) -> None:
-    """The report as JSON (to -o FILE, and to stdout with --json), or as tables in the terminal."""
+def give_report(data: dict[str, Any], as_json: bool, output: Path | None, show: Callable[[], None]) -> None:
+    """The report written as JSON and self-contained HTML, then printed as JSON (--json) or as tables."""
+    from datetime import datetime
+
+    from assistant.evals.pages import html_report
+
     document = json.dumps(data, indent=2, default=str, ensure_ascii=False)
-    if output:
-        output.write_text(document + "\n", encoding="utf-8")
+    if output is None:
+        output = Path("eval-reports") / f"{data['kind']}-{datetime.now():%Y%m%d-%H%M%S}.json"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(document + "\n", encoding="utf-8")
+    page = output.with_suffix(".html")
+    page.write_text(html_report(json.loads(document)), encoding="utf-8")
     if as_json:
         click.echo(document)
     else:
         show()
+    click.echo(f"report: {output} and {page}", err=True)
 
 
 @click.group("eval")
 def evaluate() -> None:
-    """Evaluate on a labelled question file (QA file format: see the README)."""
+    """Measure the assistant on a team's own data; every report is written as JSON and HTML."""
 
 
 @evaluate.command("routing")
-@click.argument("qa_file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.argument("qa_file", required=False, type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @click.option("--collection", "-c", help="Collection to answer from (default: the default_collection setting).")
 @click.option(
     "--retention",
@@ -70,45 +83,62 @@ def evaluate() -> None:
     help="Signal of the operating point (default: the one with the highest AUROC).",
 )
 @click.option("--no-large", is_flag=True, help="Do not ask the large model, even if one is configured.")
+@click.option(
+    "--ratings",
+    "use_ratings",
+    is_flag=True,
+    help="Also take people's ratings (eval review import) of local answers as labels.",
+)
 @click.option("--write-settings", is_flag=True, help="Write the operating point to the settings file.")
-@_report_options
+@report_options
 def eval_routing(
     ctx: click.Context,
-    qa_file: Path,
+    qa_file: Path | None,
     collection: str | None,
     retention: float,
     signal: str | None,
     no_large: bool,
+    use_ratings: bool,
     write_settings: bool,
     settings_file: Path | None,
     as_json: bool,
     output: Path | None,
 ) -> None:
-    """How well each routing signal predicts a correct local answer, and where to set the threshold."""
+    """How well each routing signal predicts a correct local answer, and where to set the threshold.
+
+    Labels come from QA_FILE (a local answer is right when it holds an expected string),
+    from people's ratings (--ratings), or both."""
     from rich.console import Console
     from rich.progress import Progress
 
     from assistant.evals.qa import load_qa
-    from assistant.evals.routing import evaluate_routing, settings_for
+    from assistant.evals.routing import cases_from_ratings, run_cases, settings_for, summarize
     from assistant.settings import write_settings as save
 
-    items = load_qa(qa_file)
+    if qa_file is None and not use_ratings:
+        raise click.UsageError("give a QA_FILE, --ratings, or both: they are where the labels come from")
+    items = load_qa(qa_file) if qa_file else []
     bot = assistant_from(ctx)
     name = collection or bot.settings.default_collection
     bot.describe_collection(name)  # an unknown collection fails before any model runs
-    answerable = sum(bool(i.answers) for i in items)
+    answerable = [i for i in items if i.answers]
     with Progress(console=Console(stderr=True), transient=True) as progress:
-        task = progress.add_task("questions", total=answerable)
-        report = evaluate_routing(
+        task = progress.add_task("questions", total=len(answerable))
+        cases = run_cases(
             bot,
-            items,
+            answerable,
             name,
-            retention=retention,
-            signal=signal,
-            with_large=not no_large,
+            with_large=not no_large and not use_ratings,  # rated turns carry no large-model label
             on_case=lambda n, _case: progress.update(task, completed=n),
         )
-    _give_report(report.to_dict(), as_json, output, lambda: print_routing_report(report))
+    if use_ratings:
+        ratings = bot.memory.ratings.ratings()
+        turns = bot.memory.ratings.turns(turn_ids=[r.turn_id for r in ratings]) if ratings else []
+        cases += cases_from_ratings(turns, ratings, bot.pipeline.policy)
+    if not cases:
+        raise click.ClickException("no labelled local answers: give answerable questions or import ratings first")
+    report = summarize(cases, collection=name, skipped=len(items) - len(answerable), retention=retention, signal=signal)
+    give_report(report.to_dict(), as_json, output, lambda: print_routing_report(report))
     if write_settings:
         if report.operating_point is None:
             raise click.ClickException("no operating point: the local answers were all right or all wrong")
@@ -135,7 +165,7 @@ def eval_routing(
     help="With --calibrate: most answerable questions that may be declined, as a share.",
 )
 @click.option("--write-settings", is_flag=True, help="With --calibrate: write the thresholds to the settings file.")
-@_report_options
+@report_options
 def eval_retrieval(
     ctx: click.Context,
     qa_file: Path,
@@ -173,7 +203,7 @@ def eval_retrieval(
             max_false_abstention=max_false_abstention,
             on_case=lambda _case: progress.advance(task),
         )
-    _give_report(report.to_dict(), as_json, output, lambda: print_retrieval_report(report))
+    give_report(report.to_dict(), as_json, output, lambda: print_retrieval_report(report))
     if write_settings and report.calibrated is not None:
         path = save(report.calibrated, settings_file)
         shown = ", ".join(f"{k} = {v}" for k, v in report.calibrated.items())

@@ -7,9 +7,6 @@ no model load.
 from __future__ import annotations
 
 import logging
-import os
-from typing import Any
-from urllib.parse import urlparse
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
@@ -34,7 +31,24 @@ __all__ = ["build_assistant", "build_document_index", "build_fallback", "build_l
 log = logging.getLogger(__name__)
 
 
-def build_local_llm(settings: Settings) -> ChatLlamaCpp:
+def build_local_llm(settings: Settings) -> BaseChatModel:
+    """The small model: in-process llama.cpp, or the one served at llm_base_url."""
+    if settings.llm_base_url:
+        from assistant.served import ChatServedModel, openai_chat_options
+
+        return ChatServedModel(
+            **openai_chat_options(
+                settings.llm_base_url,
+                settings.llm_model,
+                settings.llm_api_key_env,
+                settings.llm_max_answer_tokens,
+                settings.llm_timeout_s,
+            ),
+            logprobs=True,  # the router's confidence signal
+            top_logprobs=1,  # llama_cpp.server sends no log-probabilities without it
+            stream_usage=True,
+            max_retries=1,
+        )
     return ChatLlamaCpp(
         model_path=settings.llm_model_path or bundled_gguf_path(),
         n_ctx=settings.llm_context_tokens,
@@ -54,25 +68,17 @@ def build_fallback(settings: Settings) -> BaseChatModel | None:
         )
     from langchain_openai import ChatOpenAI
 
-    # Local servers (llama_cpp.server, vLLM, Ollama) accept any key; hosted ones need theirs.
-    key = os.environ.get(settings.fallback_api_key_env) or "unset"
-    # langchain-openai sends the limit as `max_completion_tokens`, which OpenAI wants but
-    # llama_cpp.server and older vLLM / Ollama ignore (they would generate to the context's end),
-    # so other endpoints get the classic `max_tokens` in the body.
-    hosted_by_openai = urlparse(settings.fallback_base_url).hostname == "api.openai.com"
-    limit: dict[str, Any] = (
-        {"max_tokens": settings.fallback_max_tokens}
-        if hosted_by_openai
-        else {"extra_body": {"max_tokens": settings.fallback_max_tokens}}
-    )
+    from assistant.served import openai_chat_options
+
     return ChatOpenAI(
-        base_url=settings.fallback_base_url,
-        model=settings.fallback_model,
-        api_key=key,  # type: ignore[arg-type]
-        timeout=min(settings.fallback_timeout_s, settings.fallback_deadline_s),
+        **openai_chat_options(
+            settings.fallback_base_url,
+            settings.fallback_model,
+            settings.fallback_api_key_env,
+            settings.fallback_max_tokens,
+            min(settings.fallback_timeout_s, settings.fallback_deadline_s),
+        ),
         max_retries=0,  # the Escalator retries, with backoff, within fallback_deadline_s
-        temperature=0,
-        **limit,
     )
 
 

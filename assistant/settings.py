@@ -90,6 +90,17 @@ class Settings(BaseSettings):
     llm_max_answer_tokens: int = Field(96, ge=8, description="Most tokens the local model may generate.")
     llm_temperature: float = Field(0.0, ge=0.0, le=2.0, description="Sampling temperature; 0 is greedy.")
     llm_threads: int | None = Field(None, ge=1, description="CPU threads for llama.cpp; unset: all cores.")
+    llm_base_url: str | None = Field(
+        None,
+        description="Base URL (…/v1) of an OpenAI-compatible server that serves the small model "
+        "(python -m llama_cpp.server, vLLM); replaces the in-process model, so replicas share one. "
+        "Set: llm_model_path and llm_threads are not used.",
+    )
+    llm_model: str = Field("local", min_length=1, description="Model name sent to llm_base_url.")
+    llm_api_key_env: str = Field(
+        "ASSISTANT_LLM_API_KEY", description="Environment variable that holds llm_base_url's API key, if it needs one."
+    )
+    llm_timeout_s: float = Field(120.0, gt=0, description="Seconds one call to llm_base_url may take.")
 
     # Retrieval and prompt ------------------------------------------------------------
     top_k: int = Field(4, ge=1, le=50, description="Passages retrieved per question.")

@@ -9,9 +9,11 @@ and requests per second with one and two app replicas when the model is served b
 2. HTTP: `assistant serve` (uvicorn, in this process) with 1, 4 and 16 concurrent streaming
    clients, each asking the same questions: TTFT p50/p95, tokens per second of one stream
    and of all streams together, and how many got 503 (the admission limit).
-3. Replicas: a llama_cpp.server serving the bundled GGUF as the "large" model, and 1 then 2
-   `assistant serve` processes on one SQLite database and one Chroma server; 8 clients ask
-   with route="large" for a fixed time: requests per second.
+3. Replicas: a llama_cpp.server serving the bundled GGUF, and 1 then 2 `assistant serve`
+   processes on one SQLite database and one Chroma server; 8 clients ask for a fixed time:
+   requests per second. Two set-ups: the small model served by it (ASSISTANT_LLM_BASE_URL,
+   no model in the replicas), and the small model in each replica with every question sent
+   to the served model as the large one (route="large").
 
 Ratios are printed against the in-process baseline measured in the same run: these
 machines are noisy, absolute times are not comparable between runs.
@@ -131,7 +133,7 @@ def http_streams(url: str, key: str, questions: list[str], clients: int) -> dict
     }
 
 
-def replicas_rps(state: Path, count: int, large_url: str, seconds: float) -> float:
+def replicas_rps(state: Path, count: int, model_url: str, seconds: float, *, served_small: bool) -> float:
     chroma_port = free_port()
     chroma = subprocess.Popen(
         [
@@ -152,8 +154,11 @@ def replicas_rps(state: Path, count: int, large_url: str, seconds: float) -> flo
             **os.environ,
             "ASSISTANT_DATABASE_URL": f"sqlite:///{state / 'replicas.db'}",
             "ASSISTANT_CHROMA_URL": f"http://127.0.0.1:{chroma_port}",
-            "ASSISTANT_FALLBACK_BASE_URL": large_url,
-            "ASSISTANT_FALLBACK_MODEL": "large",
+            **(
+                {"ASSISTANT_LLM_BASE_URL": model_url, "ASSISTANT_LLM_MODEL": "large"}
+                if served_small
+                else {"ASSISTANT_FALLBACK_BASE_URL": model_url, "ASSISTANT_FALLBACK_MODEL": "large"}
+            ),
             "ASSISTANT_SERVER_REQUESTS_PER_MINUTE": "0",
             "ASSISTANT_SERVER_MAX_PENDING": "64",
         }
@@ -189,7 +194,7 @@ def replicas_rps(state: Path, count: int, large_url: str, seconds: float) -> flo
                 url = urls[(c + n) % len(urls)]
                 body = {
                     "model": "handbook",
-                    "route": "large",
+                    "route": "local" if served_small else "large",
                     "messages": [{"role": "user", "content": QUESTIONS[n % len(QUESTIONS)]}],
                 }
                 response = httpx.post(
@@ -199,7 +204,10 @@ def replicas_rps(state: Path, count: int, large_url: str, seconds: float) -> flo
                     timeout=600,
                 )
                 n += 1
-                if response.status_code == 200:
+                # A local answer with no generated token is a failure too (a cut-short stream).
+                if response.status_code == 200 and (
+                    response.json()["assistant"]["route"] != "local" or response.json()["usage"]["completion_tokens"]
+                ):
                     with lock:
                         done += 1
 
@@ -220,10 +228,18 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=60.0, help="Duration of each replica measurement.")
     parser.add_argument("--skip-replicas", action="store_true")
+    parser.add_argument("--only-replicas", action="store_true", help="Skip the in-process and HTTP streaming part.")
     args = parser.parse_args()
     questions = QUESTIONS[: args.questions]
     work = Path(tempfile.mkdtemp(prefix="bench-server-"))
 
+    if not args.only_replicas:
+        streaming(questions, work)
+    if not args.skip_replicas:
+        replicas(work, args.seconds)
+
+
+def streaming(questions: list[str], work: Path) -> None:
     bot = Assistant.from_settings(Settings(data_dir=work / "state"))
     bot.ingest(ROOT / "data" / "handbook", "handbook")
     bot.ask(questions[0], user_id="bench", session_id="warm", collection="handbook")
@@ -249,16 +265,19 @@ def main() -> None:
     server.should_exit = True
     thread.join(timeout=10)
 
-    if not args.skip_replicas:
-        from assistant.llamacpp import bundled_gguf_path
 
-        with llama_server(bundled_gguf_path(), work / "llama-server.log") as (large_url, _):
-            one = replicas_rps(work / "one", 1, large_url, args.seconds)
-            two = replicas_rps(work / "two", 2, large_url, args.seconds)
-        print(
-            f"route=large via llama_cpp.server: 1 replica {one:.2f} req/s, "
-            f"2 replicas {two:.2f} req/s (×{two / one:.2f})"
-        )
+def replicas(work: Path, seconds: float) -> None:
+    from assistant.llamacpp import bundled_gguf_path
+
+    with llama_server(bundled_gguf_path(), work / "llama-server.log") as (model_url, _):
+        for served_small, label in ((True, "small model served"), (False, "route=large, served")):
+            one = replicas_rps(work / f"one-{served_small}", 1, model_url, seconds, served_small=served_small)
+            two = replicas_rps(work / f"two-{served_small}", 2, model_url, seconds, served_small=served_small)
+            print(
+                f"{label} by llama_cpp.server: 1 replica {one:.2f} req/s, "
+                f"2 replicas {two:.2f} req/s (×{two / one:.2f})",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "Escalation",
     "Message",
     "SessionSummary",
+    "TurnRating",
     "User",
     "UserFact",
 ]
@@ -172,3 +173,18 @@ class ApiKeyUsage(Base):
     key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True)
     minute: Mapped[int] = mapped_column(Integer, primary_key=True)  # Unix time // 60
     requests: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class TurnRating(Base):
+    """A person's verdict on one answer (an assistant message), from `assistant eval review import`."""
+
+    __tablename__ = "turn_ratings"
+    __table_args__ = (UniqueConstraint("message_id", "reviewer"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), index=True)
+    reviewer: Mapped[str] = mapped_column(String(255))
+    rating: Mapped[str] = mapped_column(String(16))  # "correct", "partly" or "wrong"
+    grounded: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -23,6 +23,7 @@ from memory.db import Database
 from memory.facts import FactStore
 from memory.keys import KeyStore
 from memory.migrate import upgrade
+from memory.ratings import RatingStore
 from memory.schema import ChatSession, Message, SessionSummary, User, UserFact, utcnow
 
 __all__ = [
@@ -150,6 +151,7 @@ class SQLMemory:
         self.facts = FactStore(self.db)
         self.escalations = EscalationLog(self.db)
         self.keys = KeyStore(self.db)
+        self.ratings = RatingStore(self.db)
 
     # Writes -------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ Python must match the collection they query.
 from __future__ import annotations
 
 import logging
+import random
 import re
 import time
 import uuid
@@ -197,6 +198,15 @@ class DocumentIndex:
             self.catalog.lease.release(col.id, owner)
             raise
         self.catalog.delete(col.id)
+
+    def sample_chunks(self, name: str, size: int, seed: int = 0) -> list[str]:
+        """`size` chunk texts drawn at random, the same ones for the same seed and contents."""
+        col = self.catalog.require(check_collection_name(name))
+        collection = self.store.get(col.chroma_name)
+        ids = sorted(self.store.ids(collection))
+        chosen = random.Random(seed).sample(ids, min(size, len(ids)))
+        texts = self.store.texts(collection, chosen)
+        return [texts[i] for i in chosen if i in texts]
 
     def embeddings_for(self, name: str) -> Embeddings:
         return self.embedders.for_collection(self.catalog.require(check_collection_name(name)))

@@ -215,6 +215,15 @@ class ChunkStore:
             )
         ]
 
+    def texts(self, collection: Collection, ids: Sequence[str]) -> dict[str, str]:
+        """The text of each chunk id found."""
+        found: dict[str, str] = {}
+        with self._guard():
+            for start in range(0, len(ids), _PAGE):
+                page = collection.get(ids=list(ids[start : start + _PAGE]), include=["documents"])
+                found.update(zip(page["ids"], page["documents"] or [], strict=True))
+        return found
+
     def fetch(self, collection: Collection, ids: Sequence[str], vector: Sequence[float]) -> list[Passage]:
         """The chunks with these ids, scored by cosine similarity to `vector` (in no particular order)."""
         if not ids:

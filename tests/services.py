@@ -86,15 +86,26 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 @contextmanager
 def llama_server(
-    model: Path, log: Path, *, alias: str = "large", port: int | None = None, api_key: str | None = None
+    model: Path,
+    log: Path,
+    *,
+    alias: str = "large",
+    port: int | None = None,
+    api_key: str | None = None,
+    logits_all: bool = True,
+    interrupt: bool = False,
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """`python -m llama_cpp.server` serving a GGUF on loopback; yields (base URL …/v1, process)."""
+    """`python -m llama_cpp.server` serving a GGUF on loopback; yields (base URL …/v1, process).
+
+    `interrupt=False`: a stream runs to its end when another request arrives (the
+    server's default cuts it short, which breaks several clients sharing it)."""
     port = port or free_port()
     command = [
         sys.executable, "-m", "llama_cpp.server",
         "--model", str(model), "--model_alias", alias,
         "--host", "127.0.0.1", "--port", str(port),
-        "--n_ctx", "4096", "--n_threads", "2", "--logits_all", "true",
+        "--n_ctx", "4096", "--n_threads", "2", "--logits_all", str(logits_all).lower(),
+        "--interrupt_requests", str(interrupt).lower(),
     ]  # fmt: skip
     if api_key:
         command += ["--api_key", api_key]

@@ -4,6 +4,7 @@ a report consistent with its own per-question results, and calibrated thresholds
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -16,12 +17,19 @@ from assistant.settings import load_settings
 from tests.conftest import ROOT
 
 QA = ROOT / "data" / "handbook_qa.jsonl"
+EXTERNAL = re.compile(r"""(?:src|href)=["']?(?:https?:)?//""")  # anything a page would fetch
 
 # The floor the sample corpus must keep (measured: see the README). A change that lowers
 # any of these has made retrieval or abstention worse.
 FLOOR = {"hit@1": 0.95, "mrr": 0.95}  # measured 1.0 and 1.0
 MIN_DECLINED = 0.875  # share of the unanswerable questions declined (measured 8 of 8)
 MAX_FALSE_ABSTENTION = 0.05
+
+
+@pytest.fixture(autouse=True)
+def _reports_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reports go to ./eval-reports by default: keep them out of the checkout."""
+    monkeypatch.chdir(tmp_path)
 
 
 def run(*args: str) -> dict:  # type: ignore[type-arg]
@@ -60,6 +68,8 @@ def test_the_terminal_report_lists_metrics_and_misses(bot: Assistant, shared_sta
     )
     text = run("--data-dir", str(shared_state), "eval", "retrieval", str(qa), "-c", "handbook")["text"]
     assert "hit@1" in text and "nDCG@10" in text and "Abstention" in text
+    (page,) = Path("eval-reports").glob("retrieval-*.html")  # beside its JSON, self-contained
+    assert "data:image/png;base64," in page.read_text() and not EXTERNAL.search(page.read_text())
     assert "Not ranked first" in text and "faq.txt" in text  # the miss, with what came back instead
 
 

@@ -1,5 +1,6 @@
-"""Two `assistant serve` processes on loopback against one PostgreSQL and one Chroma
-server: they keep no state of their own, so one session's turns alternate between
+"""Two `assistant serve` processes on loopback against one PostgreSQL, one Chroma
+server and one model server (`python -m llama_cpp.server` serving the bundled GGUF as
+the small model): they keep no state of their own and load no model, so one session's turns alternate between
 them, a file uploaded through one is answered from through the other, a key created
 anywhere works everywhere, and a key revoked on one is refused by both."""
 
@@ -37,7 +38,7 @@ def database(postgres_url: str, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def replicas(database: str, chroma_server: str, tmp_path: Path) -> Iterator[list[str]]:
+def replicas(database: str, chroma_server: str, llama_server: str, tmp_path: Path) -> Iterator[list[str]]:
     urls, processes = [], []
     try:
         for n in range(2):
@@ -46,6 +47,8 @@ def replicas(database: str, chroma_server: str, tmp_path: Path) -> Iterator[list
                 **os.environ,
                 "ASSISTANT_DATABASE_URL": database,
                 "ASSISTANT_CHROMA_URL": chroma_server,
+                "ASSISTANT_LLM_BASE_URL": llama_server,
+                "ASSISTANT_LLM_MODEL": "large",  # the alias the shared server gives the bundled GGUF
                 "ASSISTANT_DATA_DIR": str(tmp_path / f"replica-{n}"),  # nothing shared is kept here
                 "ASSISTANT_SERVER_REQUESTS_PER_MINUTE": "1000",
             }
@@ -102,6 +105,7 @@ def test_two_replicas_serve_one_session_and_one_collection(replicas: list[str], 
         reply = ask(url, key, "shift-log", question)
         assert expected in reply["choices"][0]["message"]["content"], reply
         assert reply["assistant"]["sources"][0]["file"] == "plant.md"
+        assert reply["assistant"]["model"] == "large"  # answered by the shared model server
     for url in (a, b):
         messages = httpx.get(f"{url}/v1/sessions/shift-log", headers=auth).json()["messages"]
         assert [m["content"] for m in messages[::2]] == [q for _, q, _ in questions]

@@ -5,8 +5,10 @@
 `answers`: strings any one of which, found in an answer (case and spacing ignored),
 makes it correct; an empty list marks a question the documents do not answer.
 `source` (optional): the file that holds the answer. `kind` (optional): a label such
-as "plain", "identifier" or "howto"; reports break results down by it. Blank lines
-and lines starting with # are skipped.
+as "plain", "identifier" or "howto"; reports break results down by it. `reference`
+(optional): a whole reference answer, which BLEU, chrF and ROUGE compare answers to
+(without it they compare to the `answers` strings). Blank lines and lines starting
+with # are skipped.
 """
 
 from __future__ import annotations
@@ -27,6 +29,12 @@ class QAItem:
     source: str | None = None
     line: int = 0
     kind: str | None = None
+    reference: str | None = None
+
+    @property
+    def references(self) -> list[str]:
+        """What overlap metrics compare an answer to."""
+        return [self.reference] if self.reference else list(self.answers)
 
 
 def load_qa(path: Path) -> list[QAItem]:
@@ -57,7 +65,10 @@ def load_qa(path: Path) -> list[QAItem]:
         kind = row.get("kind")
         if kind is not None and (not isinstance(kind, str) or not kind.strip()):
             raise InputFileError(where, "field 'kind' must be a non-empty string or absent")
-        items.append(QAItem(question.strip(), tuple(answers), source, number, kind))
+        reference = row.get("reference")
+        if reference is not None and (not isinstance(reference, str) or not reference.strip()):
+            raise InputFileError(where, "field 'reference' must be a non-empty string or absent")
+        items.append(QAItem(question.strip(), tuple(answers), source, number, kind, reference))
     if not items:
         raise InputFileError(str(path), "holds no questions; see the QA file format in the README")
     return items

@@ -77,7 +77,11 @@ class RetrievalReport:
         return [c for c in self.cases if c.answerable and c.declined]
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        headline = {k: {"value": v, "better": "higher"} for k, v in self.metrics.items() if v is not None}
+        headline["abstention_recall"] = {"value": self.abstention.get("recall"), "better": "higher"}
+        headline["false_abstention"] = {"value": self.abstention.get("false_abstention_rate"), "better": "lower"}
+        headline["latency_p50_ms"] = {"value": self.latency_ms.get("p50"), "better": "lower"}
+        return {"kind": "retrieval", **asdict(self), "headline": headline}
 
 
 def run_cases(bot: Assistant, collection: str, items: list[QAItem]) -> Iterator[RetrievalCase]:

@@ -28,6 +28,7 @@ from chains.route import RoutePolicy
 
 if TYPE_CHECKING:
     from assistant.core import Assistant
+    from memory.ratings import ReviewTurn, StoredRating
 
 __all__ = [
     "OFF",
@@ -37,6 +38,7 @@ __all__ = [
     "RoutingCase",
     "RoutingReport",
     "ThresholdRow",
+    "cases_from_ratings",
     "evaluate_routing",
     "run_cases",
     "settings_for",
@@ -112,7 +114,11 @@ class RoutingReport:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: infinite thresholds as the strings "inf" and "-inf" (float() reads them back)."""
-        return _finite(asdict(self))
+        headline = {f"auroc.{k}": {"value": v, "better": "higher"} for k, v in self.auroc.items() if v is not None}
+        headline["local_accuracy"] = {"value": self.local_accuracy, "better": "higher"}
+        if self.large_accuracy is not None:
+            headline["large_accuracy"] = {"value": self.large_accuracy, "better": "higher"}
+        return _finite({"kind": "routing", **asdict(self), "headline": headline})
 
 
 def _finite(value: Any) -> Any:
@@ -328,3 +334,35 @@ def settings_for(point: OperatingPoint) -> dict[str, float]:
     ceiling = 1.0 if point.setting == "min_support" else 0.0 if "logprob" in point.setting else 1.0
     values[point.setting] = min(point.threshold, ceiling)  # +inf ("always escalate") as the setting's maximum
     return values
+
+
+def cases_from_ratings(turns: list[ReviewTurn], ratings: list[StoredRating], policy: RoutePolicy) -> list[RoutingCase]:
+    """People's ratings as labels: one case per rated turn answered by the local model.
+
+    A turn's label is its ratings' majority ("correct" against "partly" or "wrong"; a
+    tie counts as not correct). Only local answers can label the local model, so the
+    set leans to questions the router already kept local: label some escalated
+    questions with a QA file too when the large model is in use.
+    """
+    fixed_rules = RoutePolicy(replace(policy.thresholds, **OFF), has_large=True)
+    by_turn: dict[int, list[str]] = {}
+    for rating in ratings:
+        by_turn.setdefault(rating.turn_id, []).append(rating.rating)
+    cases = []
+    for turn in turns:
+        verdicts = by_turn.get(turn.turn_id)
+        if not verdicts or turn.route != "local" or turn.signals.get("mean_logprob") is None:
+            continue
+        signals = dict(turn.signals)
+        cases.append(
+            RoutingCase(
+                question=turn.question,
+                answers=[],
+                local_answer=turn.answer,
+                local_correct=verdicts.count("correct") * 2 > len(verdicts),
+                signals=signals,
+                fixed_escalation=bool(fixed_rules.problems(signals, drafted=True)),
+                configured_escalation=bool(policy.problems(signals, drafted=True)),
+            )
+        )
+    return cases
