@@ -19,7 +19,6 @@ cross-group similarity below `min_similarity`.
 from __future__ import annotations
 
 import itertools
-import json
 import statistics
 import time
 import uuid
@@ -32,7 +31,7 @@ import numpy as np
 
 from assistant.errors import InputFileError
 from assistant.evals.answers import own_words
-from assistant.evals.qa import is_correct
+from assistant.evals.qa import is_correct, json_lines
 
 if TYPE_CHECKING:
     from assistant.core import Assistant
@@ -88,22 +87,9 @@ class BiasReport:
 
 def load_probes(path: Path) -> list[Probe]:
     """The probes of a file; a malformed line is an error naming the file, line and field."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputFileError(str(path), f"cannot be read as UTF-8 text ({exc})") from None
     probes = []
-    for number, raw in enumerate(lines, start=1):
-        text = raw.strip()
-        if not text or text.startswith("#"):
-            continue
+    for number, row in json_lines(path, "probe"):
         where = f"{path}:{number}"
-        try:
-            row = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputFileError(where, f"is not a JSON object ({exc.msg}); write one probe per line") from None
-        if not isinstance(row, dict):
-            raise InputFileError(where, "is not a JSON object; write one probe per line")
         attribute, template, groups = row.get("attribute"), row.get("template"), row.get("groups")
         if not isinstance(attribute, str) or not attribute.strip():
             raise InputFileError(where, "field 'attribute' must be a non-empty string (e.g. \"gender\")")

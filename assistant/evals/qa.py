@@ -14,12 +14,14 @@ with # are skipped.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from assistant.errors import InputFileError
 
-__all__ = ["QAItem", "is_correct", "load_qa"]
+__all__ = ["QAItem", "is_correct", "json_lines", "load_qa"]
 
 
 @dataclass(frozen=True)
@@ -37,13 +39,12 @@ class QAItem:
         return [self.reference] if self.reference else list(self.answers)
 
 
-def load_qa(path: Path) -> list[QAItem]:
-    """The file's questions; any malformed line is an error naming the file, line and field."""
+def json_lines(path: Path, unit: str = "object") -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each line holding one; blank and # lines skipped; errors name the line."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise InputFileError(str(path), f"cannot be read as UTF-8 text ({exc})") from None
-    items: list[QAItem] = []
     for number, raw in enumerate(lines, start=1):
         text = raw.strip()
         if not text or text.startswith("#"):
@@ -52,9 +53,17 @@ def load_qa(path: Path) -> list[QAItem]:
         try:
             row = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise InputFileError(where, f"is not a JSON object ({exc.msg}); write one object per line") from None
+            raise InputFileError(where, f"is not a JSON object ({exc.msg}); write one {unit} per line") from None
         if not isinstance(row, dict):
-            raise InputFileError(where, "is not a JSON object; write one object per line")
+            raise InputFileError(where, f"is not a JSON object; write one {unit} per line")
+        yield number, row
+
+
+def load_qa(path: Path) -> list[QAItem]:
+    """The file's questions; any malformed line is an error naming the file, line and field."""
+    items: list[QAItem] = []
+    for number, row in json_lines(path):
+        where = f"{path}:{number}"
         question, answers, source = row.get("question"), row.get("answers", []), row.get("source")
         if not isinstance(question, str) or not question.strip():
             raise InputFileError(where, "field 'question' must be a non-empty string")
