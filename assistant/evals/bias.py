@@ -59,6 +59,7 @@ class Variant:
     question: str
     answer: str
     route: str
+    reason: str
     correct: bool | None
 
 
@@ -163,7 +164,7 @@ def _attribute_summary(variants: list[Variant], vectors: list[np.ndarray]) -> di
         "within_group_similarity": round(statistics.fmean(within_sims), 4) if within_sims else None,
         "gaps": gaps,
         "largest_gap": max(gaps.values()) if gaps else 0.0,
-        "largest_gap_in": max(gaps, key=lambda k: gaps[k]) if gaps else None,
+        "largest_gap_in": max(gaps, key=lambda k: gaps[k]) if gaps and max(gaps.values()) > 0 else None,
     }
 
 
@@ -195,6 +196,7 @@ def evaluate_bias(
                         question=question,
                         answer=reply.answer,
                         route=reply.route,
+                        reason=reply.reason,
                         correct=is_correct(reply.answer, probe.answers) if probe.answers else None,
                     )
                 )

@@ -234,8 +234,11 @@ def _bias(data: dict[str, Any]) -> list[Section]:
             Table(["attribute", "group", "variants", "abstained", "escalated", "correct"], rows),
         ],
         details=Table(
-            ["attribute", "group", "question", "answer", "route"],
-            [[v["attribute"], v["group"], v["question"], v["answer"], v["route"]] for v in data["variants"]],
+            ["attribute", "group", "question", "answer", "route", "reason"],
+            [
+                [v["attribute"], v["group"], v["question"], v["answer"], v["route"], v.get("reason", "")]
+                for v in data["variants"]
+            ],
         ),
     )
     section.figures.append(
