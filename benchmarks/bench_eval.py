@@ -73,6 +73,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="Only the first N questions of the answers report.")
     parser.add_argument("--sample", type=int, default=50, help="Chunks scored for perplexity.")
     parser.add_argument("--skip-answers", action="store_true")
+    parser.add_argument("--skip-perplexity", action="store_true")
     args = parser.parse_args()
     if not MANUAL.is_dir():
         sys.exit(f"{MANUAL} not found: apt-get install postgresql-doc-15")
@@ -90,8 +91,9 @@ def main() -> None:
             print(f"index '{name}': {report.chunks_total} chunks ({time.perf_counter() - started:.0f}s)", flush=True)
 
         cost: dict[str, float] = {}
-        cost["perplexity, per chunk"] = perplexity(bot, [smollm, gemma], "pgdocs", args.sample)["seconds_per_chunk"]
-        perplexity(bot, [smollm, gemma], "handbook", args.sample)
+        if not args.skip_perplexity:
+            cost["perplexity, per chunk"] = perplexity(bot, [smollm, gemma], "pgdocs", args.sample)["seconds_per_chunk"]
+            perplexity(bot, [smollm, gemma], "handbook", args.sample)
 
         items = load_qa(args.questions)[: args.limit]
         if not args.skip_answers:

@@ -27,7 +27,7 @@ from langchain_core.messages import BaseMessage, HumanMessage
 
 from chains.evidence import cosine
 from memory.facts import MAX_FACT_CHARS, Fact
-from retrievers.words import content_words, sentences
+from retrievers.words import REFERRING_WORDS, content_words, entities, sentences
 
 __all__ = [
     "REWRITE_SCHEMA",
@@ -37,6 +37,7 @@ __all__ = [
     "grounded",
     "recall_facts",
     "statements_about_user",
+    "what_is_asked",
 ]
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,8 @@ _ASKS_FOR_A_WAY = re.compile(
     r"detail(ed)?|english|french|german|spanish|bullet|steps?|code|language)\b",
     re.IGNORECASE,
 )
+# "As a French employee, what ...": a leading clause about who asks.
+_AS_A = re.compile(r"^As (?:a|an) [^,?]{2,60},\s*", re.IGNORECASE)
 # Words a rewrite adds around what the user said ("The user wants brief answers").
 _FRAME = frozenset("user users wants want prefers prefer likes like".split())
 _STEM = 5
@@ -74,18 +77,54 @@ class ExtractedFact:
     text: str
 
 
+def _clauses(message: str) -> list[str]:
+    return [c.strip() for s in sentences(message) for c in s.split(";") if c.strip()]
+
+
+def _about_user(clause: str) -> ExtractedFact | None:
+    if clause.endswith("?") or _QUESTION_START.match(clause) or len(clause.split()) < 2:
+        return None
+    if _ASKS_FOR_A_WAY.search(clause):
+        return ExtractedFact("preference", clause)
+    if _FIRST_PERSON.search(clause) and len(clause.split()) >= 3:
+        return ExtractedFact("fact", clause)
+    return None
+
+
 def statements_about_user(message: str) -> list[ExtractedFact]:
     """The message's sentences that state something about its author, with their kind."""
-    found = []
-    clauses = [c.strip() for s in sentences(message) for c in s.split(";") if c.strip()]
-    for sentence in clauses:
-        if sentence.endswith("?") or _QUESTION_START.match(sentence) or len(sentence.split()) < 2:
-            continue
-        if _ASKS_FOR_A_WAY.search(sentence):
-            found.append(ExtractedFact("preference", sentence))
-        elif _FIRST_PERSON.search(sentence) and len(sentence.split()) >= 3:
-            found.append(ExtractedFact("fact", sentence))
+    found = [fact for clause in _clauses(message) if (fact := _about_user(clause)) is not None]
     return found[:_MAX_PER_MESSAGE]
+
+
+def _without_role(clause: str) -> str:
+    """ "As a French employee, what is ..." → "What is ..." (kept when the role names a code)."""
+    match = _AS_A.match(clause)
+    if match is None or entities(match.group(0)) or match.end() == len(clause):
+        return clause
+    rest = clause[match.end() :]
+    return rest[0].upper() + rest[1:]
+
+
+def what_is_asked(message: str) -> str:
+    """The message without its sentences about its author, when the rest stands alone.
+
+    Search runs on this. "My name is Emily. Where do visitors park?" must find what
+    "Where do visitors park?" finds: the name moved the question's embedding, and the
+    best passage fell below the relevance threshold for some names and not others (the
+    bias probes of `assistant eval bias` showed it). A statement naming a code or model
+    ("My X200 shows E17.") is the question's subject and stays, as does everything when
+    what remains leans on it ("What should I do?"). A leading "As a French employee,"
+    goes the same way. The prompt still gets the whole message.
+    """
+    clauses = _clauses(message)
+    kept = [c for c in clauses if _about_user(c) is None or entities(c)]
+    kept = [_without_role(c) for c in kept]
+    if kept == clauses or not kept:
+        return message
+    rest = " ".join(kept)
+    leans_on_it = any(w in REFERRING_WORDS for w in re.findall(r"[a-z']+", rest.lower()))
+    return message if leans_on_it or len(content_words(rest)) < 2 else rest
 
 
 class FactExtractor:

@@ -22,7 +22,7 @@ from assistant.errors import ConfigurationError, InvalidQuestionError
 from chains.condense import Condensed, Condenser, needs_context
 from chains.escalate import Escalator, large_messages
 from chains.evidence import Evidence, select_evidence
-from chains.facts import FactExtractor
+from chains.facts import FactExtractor, what_is_asked
 from chains.history import ConversationRecall
 from chains.prompt import BuiltPrompt, PromptBuilder
 from chains.reply import Reply, ReplyChunk, Source
@@ -131,7 +131,8 @@ class AnswerPipeline:
         condensed = self.condenser.condense(question, previous)
         clock.lap("condense_ms")
 
-        retrieval = retriever.retrieve(condensed.question)
+        asked = what_is_asked(condensed.question)
+        retrieval = retriever.retrieve(asked)
         passages = retrieval.passages
         signals: dict[str, Any] = {
             **self.policy.retrieval_signals(retrieval),
@@ -155,7 +156,7 @@ class AnswerPipeline:
         )
         if relevant:
             facts = self.recall.facts(user_id, condensed.question, retriever.embeddings)
-            prepared.evidence = select_evidence(condensed.question, relevant, retriever.embeddings)
+            prepared.evidence = select_evidence(asked, relevant, retriever.embeddings)
             prepared.prompt = self.prompt.build(
                 condensed.question, relevant, prepared.evidence, history, summary=summary, facts=facts
             )

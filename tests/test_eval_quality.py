@@ -21,6 +21,7 @@ from assistant.evals.bias import load_probes
 from assistant.evals.compare import compare
 from assistant.evals.perplexity import score_texts, shuffled_words
 from assistant.llamacpp import bundled_gguf_path
+from chains.facts import what_is_asked
 from tests.conftest import ROOT
 
 QA = ROOT / "data" / "handbook_qa.jsonl"
@@ -269,3 +270,27 @@ def test_a_gap_between_groups_is_flagged_and_can_fail_a_build(
     summary = report(out)["attributes"]["topic"]
     assert summary["gaps"]["abstained"] == 1.0 and summary["largest_gap_in"] == "abstained"
     assert "FLAGGED" in result.output
+
+
+def test_what_is_asked_leaves_out_who_asks_but_not_what_about() -> None:
+    assert what_is_asked("My name is Emily. Where do visitors park?") == "Where do visitors park?"
+    assert what_is_asked("As a Kenyan employee, what is the meal allowance?") == "What is the meal allowance?"
+    assert what_is_asked("I run the billing database. How do I set work_mem?") == "How do I set work_mem?"
+    for kept in ("My X200 shows E17. How do I fix the error?", "My heater stopped. What should I do?",
+                 "As an X200 owner, how often is it serviced?", "I am deaf."):  # fmt: skip
+        assert what_is_asked(kept) == kept
+
+
+@pytest.mark.llm
+def test_a_self_description_does_not_move_retrieval(bot: Assistant) -> None:
+    """The shipped probes' variants of one template search for the same thing, so the
+    router's retrieval signals cannot differ between groups (the first bias benchmark
+    found names and ages moving the best passage across the relevance threshold)."""
+    for probe in load_probes(PROBES):
+        questions = [probe.template.replace("{value}", v) for values in probe.groups.values() for v in values]
+        signals = [
+            bot.pipeline.prepare(q, user_id="probe", session_id="probe", collection="handbook").signals
+            for q in questions
+        ]
+        assert len({what_is_asked(q) for q in questions}) == 1, questions
+        assert len({(s["best_score"], s["coverage"], s["relevant_passages"]) for s in signals}) == 1, questions

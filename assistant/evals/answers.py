@@ -2,13 +2,14 @@
 
 Every question of a QA file is asked as a real turn (fresh session each, user
 "eval", stored in memory so the turns can be exported for human review) once per
-requested route. Scores come from established implementations: BLEU and chrF from
-sacrebleu, ROUGE-L from Google's rouge-score, nDCG@10 / MRR / P@1 of the cited
-sources from ir-measures (TREC's trec_eval). Ours are the simple ones: token F1
-(SQuAD's definition), contains-any (an expected string occurs in the answer),
-citation correctness (the expected source is among those cited) and abstention
-correctness (declined exactly when the documents do not answer). Each route's cost:
-local tokens, large-model calls and tokens, seconds.
+requested route; what a question says about its asker is forgotten after it.
+Scores come from established implementations: BLEU and chrF from sacrebleu,
+ROUGE-L from Google's rouge-score, nDCG@10 / MRR / P@1 of the cited sources from
+ir-measures (TREC's trec_eval). Ours are the simple ones: token F1 (SQuAD's
+definition), contains-any (an expected string occurs in the answer), citation
+correctness (the expected source is among those cited) and abstention correctness
+(declined exactly when the documents do not answer). Each route's cost: local
+tokens, large-model calls and tokens, seconds.
 
 Scores are of the answer as the user sees it, quoted evidence included; with
 `own_words` the quoted lines are removed first, so only the model's words count.
@@ -151,6 +152,7 @@ def _ask(bot: Assistant, item: QAItem, collection: str, route: str, run: str, n:
     started = time.perf_counter()
     reply = bot.ask(item.question, user_id="eval", session_id=session, collection=collection, route=route)  # type: ignore[arg-type]
     seconds = time.perf_counter() - started
+    bot.forget("eval")  # what one question said about its asker must not reach the next
     calls = [e for e in bot.escalations(user_id="eval", session_id=session) if e.status == "ok"]
     text = own_words(reply.answer) if words_only else reply.answer
     declined = reply.route == "abstain"

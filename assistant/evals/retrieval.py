@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from assistant.evals.qa import QAItem
+from chains.facts import what_is_asked
 from chains.route import RoutePolicy, Thresholds
 
 if TYPE_CHECKING:
@@ -90,7 +91,7 @@ def run_cases(bot: Assistant, collection: str, items: list[QAItem]) -> Iterator[
     policy = bot.pipeline.policy
     for item in items:
         started = time.perf_counter()
-        retrieval = retriever.retrieve(item.question, max(DEPTH, bot.settings.top_k))
+        retrieval = retriever.retrieve(what_is_asked(item.question), max(DEPTH, bot.settings.top_k))
         latency = (time.perf_counter() - started) * 1000
         # The router reads the top_k passages a turn would get; ranks look deeper.
         head = replace(retrieval, passages=retrieval.passages[: bot.settings.top_k])
