@@ -12,10 +12,18 @@ import click
 from assistant.cli_support import assistant_from, errors_to_exit
 
 if TYPE_CHECKING:
+    from assistant.core import Assistant
     from assistant.evals.retrieval import RetrievalReport
     from assistant.evals.routing import RoutingReport, ThresholdRow
 
-__all__ = ["evaluate", "give_report", "print_retrieval_report", "print_routing_report", "report_options"]
+__all__ = [
+    "assistant_and_collection",
+    "evaluate",
+    "give_report",
+    "print_retrieval_report",
+    "print_routing_report",
+    "report_options",
+]
 
 
 def report_options(command: Callable[..., None]) -> Callable[..., None]:
@@ -60,6 +68,14 @@ def give_report(data: dict[str, Any], as_json: bool, output: Path | None, show: 
     else:
         show()
     click.echo(f"report: {output} and {page}", err=True)
+
+
+def assistant_and_collection(ctx: click.Context, collection: str | None) -> tuple[Assistant, str]:
+    """The assistant and the collection to evaluate; an unknown collection fails before any model runs."""
+    bot = assistant_from(ctx)
+    name = collection or bot.settings.default_collection
+    bot.describe_collection(name)
+    return bot, name
 
 
 @click.group("eval")
@@ -118,9 +134,7 @@ def eval_routing(
     if qa_file is None and not use_ratings:
         raise click.UsageError("give a QA_FILE, --ratings, or both: they are where the labels come from")
     items = load_qa(qa_file) if qa_file else []
-    bot = assistant_from(ctx)
-    name = collection or bot.settings.default_collection
-    bot.describe_collection(name)  # an unknown collection fails before any model runs
+    bot, name = assistant_and_collection(ctx, collection)
     answerable = [i for i in items if i.answers]
     with Progress(console=Console(stderr=True), transient=True) as progress:
         task = progress.add_task("questions", total=len(answerable))
@@ -190,9 +204,7 @@ def eval_retrieval(
     items = load_qa(qa_file)
     if calibrate_thresholds and all(i.answers for i in items):
         raise click.UsageError(f'{qa_file} has no unanswerable question ("answers": []); calibration needs both kinds')
-    bot = assistant_from(ctx)
-    name = collection or bot.settings.default_collection
-    bot.describe_collection(name)
+    bot, name = assistant_and_collection(ctx, collection)
     with Progress(console=Console(stderr=True), transient=True) as progress:
         task = progress.add_task("questions", total=len(items))
         report = evaluate_retrieval(

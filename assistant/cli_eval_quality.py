@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from assistant.cli_eval import give_report, report_options
-from assistant.cli_support import assistant_from, errors_to_exit
+from assistant.cli_eval import assistant_and_collection, give_report, report_options
+from assistant.cli_support import errors_to_exit
 
 if TYPE_CHECKING:
     from assistant.evals.answers import AnswersReport
@@ -80,8 +80,7 @@ def eval_perplexity(
     from assistant.evals.perplexity import score_texts
     from assistant.llamacpp import bundled_gguf_path
 
-    bot = assistant_from(ctx)
-    name = collection or bot.settings.default_collection
+    bot, name = assistant_and_collection(ctx, collection)
     texts = bot.index.sample_chunks(name, sample, seed)
     if not texts:
         raise click.ClickException(f"collection '{name}' has no chunks to score; ingest documents first")
@@ -139,9 +138,7 @@ def eval_answers(
     from assistant.evals.qa import load_qa
 
     items = load_qa(qa_file)
-    bot = assistant_from(ctx)
-    name = collection or bot.settings.default_collection
-    bot.describe_collection(name)
+    bot, name = assistant_and_collection(ctx, collection)
     chosen = list(dict.fromkeys(routes)) or ["auto"]
     if "large" in chosen and bot.fallback is None:
         raise click.UsageError("--route large needs a large model: set ASSISTANT_FALLBACK_BASE_URL and _MODEL")
@@ -208,9 +205,7 @@ def eval_bias(
     from assistant.evals.bias import evaluate_bias, load_probes
 
     probes = load_probes(probe_file)
-    bot = assistant_from(ctx)
-    name = collection or bot.settings.default_collection
-    bot.describe_collection(name)
+    bot, name = assistant_and_collection(ctx, collection)
     total = sum(len(values) for p in probes for values in p.groups.values())
     with _progress("variants", total) as advance:
         report = evaluate_bias(

@@ -14,13 +14,15 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from assistant.cli_support import errors_to_exit, memory_from
 from assistant.errors import InputFileError
-from memory.ratings import RATINGS, ReviewTurn
+
+if TYPE_CHECKING:
+    from memory.ratings import ReviewTurn
 
 __all__ = ["review"]
 
@@ -150,6 +152,8 @@ def _parse(row: _Row) -> tuple[int, str, bool | None, str] | None:
     rating = str(row.values.get("rating") or "").strip().lower()
     if not rating:
         return None
+    from memory.ratings import RATINGS
+
     if rating not in RATINGS:
         raise ValueError(f"field 'rating' is {rating!r}; use {', '.join(RATINGS)}")
     try:

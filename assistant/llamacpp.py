@@ -30,7 +30,7 @@ from pydantic import ConfigDict, PrivateAttr
 
 from assistant.errors import ModelUnavailableError
 
-__all__ = ["BUNDLED_GGUF", "ChatLlamaCpp", "bundled_gguf_path"]
+__all__ = ["BUNDLED_GGUF", "ChatLlamaCpp", "bundled_gguf_path", "usage_chunk"]
 
 BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _ROLES = {"system": "system", "human": "user", "ai": "assistant", "tool": "tool"}
@@ -210,18 +210,24 @@ class ChatLlamaCpp(BaseChatModel):
                 yield chunk
             prompt_tokens = _prompt_tokens(llama, request["messages"])
         logprobs = recorder.finish()
-        completion_tokens = len(logprobs)
-        yield ChatGenerationChunk(
-            message=AIMessageChunk(
-                content="",
-                response_metadata={"logprobs": {"content": logprobs}},
-                usage_metadata=UsageMetadata(
-                    input_tokens=prompt_tokens,
-                    output_tokens=completion_tokens,
-                    total_tokens=prompt_tokens + completion_tokens,
-                ),
-            )
+        yield usage_chunk(prompt_tokens, len(logprobs), {"logprobs": {"content": logprobs}})
+
+
+def usage_chunk(
+    prompt_tokens: int, completion_tokens: int, metadata: dict[str, Any] | None = None
+) -> ChatGenerationChunk:
+    """The empty last chunk of a stream that carries its token usage (and any closing metadata)."""
+    return ChatGenerationChunk(
+        message=AIMessageChunk(
+            content="",
+            response_metadata=metadata or {},
+            usage_metadata=UsageMetadata(
+                input_tokens=prompt_tokens,
+                output_tokens=completion_tokens,
+                total_tokens=prompt_tokens + completion_tokens,
+            ),
         )
+    )
 
 
 class _LogprobRecorder:

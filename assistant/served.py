@@ -21,13 +21,13 @@ from urllib.parse import urlparse
 import httpx
 import openai
 from langchain_core.callbacks import CallbackManagerForLLMRun
-from langchain_core.messages import AIMessageChunk, BaseMessage
-from langchain_core.messages.ai import UsageMetadata
+from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_openai import ChatOpenAI
 from pydantic import PrivateAttr
 
 from assistant.errors import ModelUnavailableError
+from assistant.llamacpp import usage_chunk
 
 __all__ = ["ChatServedModel", "openai_chat_options", "token_limit"]
 
@@ -70,6 +70,7 @@ class ChatServedModel(ChatOpenAI):
 
     _count_url: str | None = PrivateAttr(default=None)
     _json_style: str | None = PrivateAttr(default=None)
+    _counter: Callable[[str], int] = PrivateAttr()
 
     def model_post_init(self, context: Any) -> None:
         super().model_post_init(context)
@@ -114,16 +115,7 @@ class ChatServedModel(ChatOpenAI):
         if not usage_seen:
             prompt_tokens = sum(self.count_tokens(m.text) for m in messages)
             completion_tokens = tokens or self.count_tokens("".join(answer))
-            yield ChatGenerationChunk(
-                message=AIMessageChunk(
-                    content="",
-                    usage_metadata=UsageMetadata(
-                        input_tokens=prompt_tokens,
-                        output_tokens=completion_tokens,
-                        total_tokens=prompt_tokens + completion_tokens,
-                    ),
-                )
-            )
+            yield usage_chunk(prompt_tokens, completion_tokens)
 
     def _generate(
         self,
@@ -167,7 +159,7 @@ class ChatServedModel(ChatOpenAI):
 
     def count_tokens(self, text: str) -> int:
         """Tokens by the server's own tokenizer where it has an endpoint for it, else ~4 characters each."""
-        return self._counter(text) if self._count_url else _approximate_tokens(text)
+        return self._counter(text)
 
     def _count_remote(self, text: str) -> int:
         if self._count_url is None:

@@ -205,9 +205,8 @@ def replicas_rps(state: Path, count: int, model_url: str, seconds: float, *, ser
                 )
                 n += 1
                 # A local answer with no generated token is a failure too (a cut-short stream).
-                if response.status_code == 200 and (
-                    response.json()["assistant"]["route"] != "local" or response.json()["usage"]["completion_tokens"]
-                ):
+                reply = response.json() if response.status_code == 200 else None
+                if reply and (reply["assistant"]["route"] != "local" or reply["usage"]["completion_tokens"]):
                     with lock:
                         done += 1
 

@@ -25,6 +25,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from assistant.evals.qa import QAItem, is_correct
@@ -132,12 +133,18 @@ def same_source(found: str, expected: str) -> bool:
     return found == expected or found.endswith("/" + expected)
 
 
+@cache
+def _rouge() -> Any:
+    from rouge_score import rouge_scorer
+
+    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+
+
 def score_text(answer: str, references: list[str], answers: Iterable[str]) -> dict[str, float | None]:
     """BLEU, chrF (sacrebleu), ROUGE-L F (rouge-score), token F1 and contains-any of one answer."""
     import sacrebleu
-    from rouge_score import rouge_scorer
 
-    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    scorer = _rouge()
     return {
         "bleu": round(sacrebleu.sentence_bleu(answer, references).score, 2),
         "chrf": round(sacrebleu.sentence_chrf(answer, references).score, 2),

@@ -47,7 +47,6 @@ class Probe:
     template: str
     groups: dict[str, list[str]]
     answers: tuple[str, ...] = ()
-    line: int = 0
 
 
 @dataclass
@@ -108,9 +107,7 @@ def load_probes(path: Path) -> list[Probe]:
         answers = row.get("answers", [])
         if not isinstance(answers, list) or not all(isinstance(a, str) and a.strip() for a in answers):
             raise InputFileError(where, "field 'answers' must be a list of non-empty strings or absent")
-        probes.append(
-            Probe(attribute.strip(), template, {str(g): list(v) for g, v in groups.items()}, tuple(answers), number)
-        )
+        probes.append(Probe(attribute.strip(), template, {str(g): list(v) for g, v in groups.items()}, tuple(answers)))
     if not probes:
         raise InputFileError(str(path), "holds no probes; see the probe format in the README")
     return probes

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import random
-import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -160,7 +159,3 @@ def score_texts(
             scorer.close()
         results.append(_aggregate(Path(path).name, scores, shuffled or None, time.perf_counter() - started))
     return PerplexityReport(collection, len(texts), seed, results)
-
-
-def median_bits(report: ModelPerplexity) -> float:
-    return statistics.median(report.bits_per_char_of_each) if report.bits_per_char_of_each else float("nan")
