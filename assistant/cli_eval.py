@@ -13,8 +13,9 @@ from assistant.cli_support import assistant_from, errors_to_exit
 
 if TYPE_CHECKING:
     from assistant.core import Assistant
+    from assistant.evals.confidence import CoveragePoint
     from assistant.evals.retrieval import RetrievalReport
-    from assistant.evals.routing import RoutingReport, ThresholdRow
+    from assistant.evals.routing import RoutingReport
 
 __all__ = [
     "assistant_and_collection",
@@ -87,76 +88,115 @@ def evaluate() -> None:
 @click.argument("qa_file", required=False, type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @click.option("--collection", "-c", help="Collection to answer from (default: the default_collection setting).")
 @click.option(
-    "--retention",
-    default=0.95,
+    "--target-accuracy",
+    default=0.9,
     show_default=True,
     type=click.FloatRange(0.0, 1.0),
-    help="Operating point: the lowest escalation rate keeping this share of the always-escalate accuracy.",
+    help="Operating point: the lowest confidence whose confident replies are at least this share right.",
 )
 @click.option(
-    "--signal",
-    type=click.Choice(["mean_logprob", "min_logprob", "support", "score_gap"]),
-    help="Signal of the operating point (default: the one with the highest AUROC).",
+    "--max-false-decline",
+    default=0.05,
+    show_default=True,
+    type=click.FloatRange(0.0, 1.0),
+    help="Operating point: the share of answerable questions that may be declined.",
 )
-@click.option("--no-large", is_flag=True, help="Do not ask the large model, even if one is configured.")
 @click.option(
     "--ratings",
     "use_ratings",
     is_flag=True,
     help="Also take people's ratings (eval review import) of local answers as labels.",
 )
-@click.option("--write-settings", is_flag=True, help="Write the operating point to the settings file.")
+@click.option(
+    "--escalations",
+    "use_escalations",
+    is_flag=True,
+    help="Also take turns the large model answered as labels of the local draft (agreement with it).",
+)
+@click.option("--fit", "refit", is_flag=True, help="Refit the confidence model on these labels.")
+@click.option(
+    "--model-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="With --fit: where to write the model (default: <data_dir>/confidence-<collection>.json).",
+)
+@click.option(
+    "--write-settings",
+    is_flag=True,
+    help="Write the operating point (and with --fit the model's file) to the settings file.",
+)
 @report_options
 def eval_routing(
     ctx: click.Context,
     qa_file: Path | None,
     collection: str | None,
-    retention: float,
-    signal: str | None,
-    no_large: bool,
+    target_accuracy: float,
+    max_false_decline: float,
     use_ratings: bool,
+    use_escalations: bool,
+    refit: bool,
+    model_file: Path | None,
     write_settings: bool,
     settings_file: Path | None,
     as_json: bool,
     output: Path | None,
 ) -> None:
-    """How well each routing signal predicts a correct local answer, and where to set the threshold.
+    """How well the confidence tells right replies from wrong, its operating points, and a refit.
 
-    Labels come from QA_FILE (a local answer is right when it holds an expected string),
-    from people's ratings (--ratings), or both."""
+    Labels come from QA_FILE (a reply is right when it holds an expected string; any
+    reply to an unanswerable question is wrong), from people's ratings (--ratings),
+    and from turns the large model answered (--escalations)."""
     from rich.console import Console
     from rich.progress import Progress
 
+    from assistant.evals.confidence import fit
     from assistant.evals.qa import load_qa
-    from assistant.evals.routing import cases_from_ratings, run_cases, settings_for, summarize
+    from assistant.evals.routing import collect_labelled, summarize, turns_from_escalations, turns_from_ratings
     from assistant.settings import write_settings as save
 
-    if qa_file is None and not use_ratings:
-        raise click.UsageError("give a QA_FILE, --ratings, or both: they are where the labels come from")
+    if qa_file is None and not use_ratings and not use_escalations:
+        raise click.UsageError("give a QA_FILE, --ratings or --escalations: they are where the labels come from")
     items = load_qa(qa_file) if qa_file else []
     bot, name = assistant_and_collection(ctx, collection)
-    answerable = [i for i in items if i.answers]
     with Progress(console=Console(stderr=True), transient=True) as progress:
-        task = progress.add_task("questions", total=len(answerable))
-        cases = run_cases(
-            bot,
-            answerable,
-            name,
-            with_large=not no_large and not use_ratings,  # rated turns carry no large-model label
-            on_case=lambda n, _case: progress.update(task, completed=n),
-        )
+        task = progress.add_task("questions", total=len(items))
+        turns = collect_labelled(bot, items, name, on_turn=lambda n, _turn: progress.update(task, completed=n))
     if use_ratings:
         ratings = bot.memory.ratings.ratings()
-        turns = bot.memory.ratings.turns(turn_ids=[r.turn_id for r in ratings]) if ratings else []
-        cases += cases_from_ratings(turns, ratings, bot.pipeline.policy)
-    if not cases:
-        raise click.ClickException("no labelled local answers: give answerable questions or import ratings first")
-    report = summarize(cases, collection=name, skipped=len(items) - len(answerable), retention=retention, signal=signal)
+        stored = bot.memory.ratings.turns(turn_ids=[r.turn_id for r in ratings]) if ratings else []
+        turns += turns_from_ratings(stored, ratings)
+    if use_escalations:
+        turns += turns_from_escalations(bot.memory.ratings.turns(route="large"))
+    if not turns:
+        raise click.ClickException(
+            "no labelled turns: give questions, import ratings, or let the router escalate first"
+        )
+    model = bot.pipeline.policy.confidence
+    if refit:
+        try:
+            model = fit(turns, fitted_on=f"{len(turns)} labelled turns of collection {name!r}")
+        except ValueError as exc:
+            raise click.ClickException(f"cannot fit: {exc}") from None
+    report = summarize(
+        turns,
+        model,
+        collection=name,
+        fitted=refit,
+        target_accuracy=target_accuracy,
+        max_false_decline=max_false_decline,
+    )
     give_report(report.to_dict(), as_json, output, lambda: print_routing_report(report))
+    values: dict[str, Any] = {}
+    if refit:
+        target = model_file or bot.settings.data_dir / f"confidence-{name}.json"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(model.to_json() + "\n", encoding="utf-8")
+        click.echo(f"wrote the fitted confidence model to {target}", err=True)
+        values["confidence_model"] = str(target.resolve())
     if write_settings:
-        if report.operating_point is None:
-            raise click.ClickException("no operating point: the local answers were all right or all wrong")
-        values = settings_for(report.operating_point)
+        point = report.operating_point
+        if point is None:
+            raise click.ClickException("no operating point: the labelled replies were all right or all wrong")
+        values |= {"answer_confidence": point.answer_confidence, "decline_confidence": point.decline_confidence}
         path = save(values, settings_file)
         shown = ", ".join(f"{k} = {v}" for k, v in values.items())
         click.echo(f"wrote {shown} to {path}", err=True)
@@ -275,53 +315,36 @@ def print_routing_report(report: RoutingReport) -> None:
     from rich.table import Table
 
     console = Console()
-    skipped = (
-        f" ({report.skipped_unanswerable} without expected answers skipped)" if report.skipped_unanswerable else ""
-    )
-    console.print(f"[bold]{report.questions} questions[/bold] on collection {report.collection!r}{skipped}")
-    console.print(f"local model accuracy: {_pct(report.local_accuracy)}")
-    console.print(f"large model accuracy (always escalate): {_pct(report.large_accuracy)}")
-    console.print(
-        f"router with the current settings: escalates {_pct(report.configured['escalation_rate'])}, "
-        f"accuracy {_pct(report.configured['accuracy'])}"
-    )
-    aurocs = Table(title="AUROC of each signal for predicting a correct local answer")
+    sources = ", ".join(f"{n} from {g}" for g, n in report.sources.items())
+    console.print(f"[bold]{report.labelled} labelled replies[/bold] on collection {report.collection!r} ({sources})")
+    console.print(f"replies right: {_pct(report.accuracy)}{' · model refitted on them' if report.fitted else ''}")
+    aurocs = Table(title="AUROC for 'the reply shown is right': the confidence, and each signal alone")
     aurocs.add_column("signal")
     aurocs.add_column("AUROC", justify="right")
     for name, value in sorted(report.auroc.items(), key=lambda kv: -(kv[1] or 0)):
         aurocs.add_row(name, "n/a" if value is None else f"{value:.3f}")
     console.print(aurocs)
-    point = report.operating_point
-    for signal, rows in report.tables.items():
-        if point is not None and signal != point.signal:
-            continue
-        table = Table(title=f"Escalating when {signal} is below the threshold")
-        for column in ("threshold", "escalation rate", "router accuracy", "accuracy of answers kept local"):
-            table.add_column(column, justify="right")
-        for row in _spread(rows):
-            table.add_row(
-                f"{row.threshold:.4g}", _pct(row.escalation_rate), _pct(row.accuracy), _pct(row.kept_local_accuracy)
-            )
-        console.print(table)
-    if point is not None:
-        kept = f", {_pct(point.retention)} of the always-escalate accuracy" if point.retention is not None else ""
+    curve = Table(title="Risk-coverage: replies kept at or above a confidence")
+    for column in ("confidence", "share kept", "accuracy of those kept"):
+        curve.add_column(column, justify="right")
+    for point in _spread(report.curve):
+        curve.add_row(f"{point.threshold:.3f}", _pct(point.coverage), _pct(point.accuracy))
+    console.print(curve)
+    op = report.operating_point
+    if op is not None:
         console.print(
-            f"operating point: {point.setting} = {point.threshold:.4g} → escalates {_pct(point.escalation_rate)}, "
-            f"accuracy {_pct(point.accuracy)}{kept} (target {report.retention_target:.0%})"
+            f"operating point: answer_confidence = {op.answer_confidence:.3f} (confident replies "
+            f"{_pct(op.confident_share)} of all, {_pct(op.confident_accuracy)} right), decline_confidence = "
+            f"{op.decline_confidence:.3f} (answerable declined {_pct(op.declined_answerable)})"
         )
-    per = report.seconds_per_question
-    console.print(f"seconds per question: local {per['local']:.2f}, large {per['large']:.2f}")
 
 
-def _spread(rows: list[ThresholdRow]) -> list[ThresholdRow]:
-    """About a dozen rows spread over the escalation rates, always with both ends."""
-    if len(rows) <= 12:
-        return rows
-    picked: list[ThresholdRow] = []
-    seen: set[int] = set()
+def _spread(points: list[CoveragePoint]) -> list[CoveragePoint]:
+    """About a dozen points spread over the coverage, always with both ends."""
+    if len(points) <= 12:
+        return points
+    picked: dict[int, CoveragePoint] = {}
     for target in [i / 10 for i in range(11)]:
-        row = min(rows, key=lambda r: abs(r.escalation_rate - target))
-        if id(row) not in seen:
-            seen.add(id(row))
-            picked.append(row)
-    return sorted(picked, key=lambda r: r.escalation_rate)
+        point = min(points, key=lambda p: abs(p.coverage - target))
+        picked[id(point)] = point
+    return sorted(picked.values(), key=lambda p: p.coverage)

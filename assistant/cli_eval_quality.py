@@ -156,13 +156,20 @@ def eval_answers(
 
 
 def _show_answers(report: AnswersReport) -> None:
-    metrics = [m for m in next(iter(report.by_route.values())) if m != "n"]
+    metrics = [m for m in next(iter(report.by_route.values())) if m not in ("n", "risk_coverage")]
     _table(
         f"answers to {report.questions} questions ({report.answerable} answerable) from '{report.collection}'",
         ["metric", *report.routes],
         [[m, *(report.by_route[r].get(m) for r in report.routes)] for m in metrics]
         + [[k, *(report.cost[r][k] for r in report.routes)] for k in report.cost[report.routes[0]]],
     )
+    for route in report.routes:
+        curve = report.by_route[route].get("risk_coverage") or []
+        if curve:
+            # A few points of the risk-coverage curve: accuracy of the replies kept at each share kept.
+            shown = [curve[min(len(curve) - 1, round(i * (len(curve) - 1) / 4))] for i in range(5)]
+            points = ", ".join(f"{p['coverage']:.0%} kept → {p['accuracy']:.0%} right" for p in shown)
+            click.echo(f"risk-coverage ({route}, by confidence): {points}")
     if report.agreement:
         a = report.agreement
         click.echo(

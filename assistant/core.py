@@ -15,6 +15,7 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
 
 from assistant.settings import Settings
+from chains.confidence import ConfidenceModel
 from chains.escalate import Budgets, Escalator, RetryPolicy
 from chains.facts import FactExtractor
 from chains.history import ConversationRecall
@@ -43,16 +44,9 @@ __all__ = ["Assistant"]
 def thresholds(settings: Settings) -> Thresholds:
     return Thresholds(
         min_relevance=settings.min_relevance,
-        min_coverage=settings.min_coverage,
-        min_identifiers_known=settings.min_identifiers_known,
-        min_agreement=settings.min_agreement,
-        min_fused=settings.min_fused,
-        min_score_gap=settings.min_score_gap,
+        answer_confidence=settings.answer_confidence,
+        decline_confidence=settings.decline_confidence,
         min_context_fit=settings.min_context_fit,
-        min_mean_logprob=settings.min_mean_logprob,
-        min_min_logprob=settings.min_min_logprob,
-        min_support=settings.min_support,
-        escalate_declined=settings.escalate_declined,
     )
 
 
@@ -111,7 +105,11 @@ class Assistant:
                 fact_min_similarity=settings.fact_min_similarity,
             ),
             facts=FactExtractor.for_model(llm) if settings.remember_facts else None,
-            policy=RoutePolicy(thresholds(settings), has_large=fallback is not None),
+            policy=RoutePolicy(
+                thresholds(settings),
+                has_large=fallback is not None,
+                confidence=ConfidenceModel.load(settings.confidence_model),
+            ),
             prompt=PromptBuilder(
                 count_llm_tokens,
                 PromptBudget(

@@ -29,6 +29,24 @@ if TYPE_CHECKING:
 __all__ = ["Settings", "load_settings", "write_settings"]
 
 ENV_PREFIX = "ASSISTANT_"
+_CONFIDENCE = (
+    "Routing now reads one calibrated confidence: remove it, and set answer_confidence / decline_confidence "
+    "(or refit with `assistant eval routing QA_FILE --fit --write-settings`)."
+)
+RETIRED = dict.fromkeys(
+    (
+        "min_coverage",
+        "min_identifiers_known",
+        "min_agreement",
+        "min_fused",
+        "min_score_gap",
+        "min_mean_logprob",
+        "min_min_logprob",
+        "min_support",
+        "escalate_declined",
+    ),
+    _CONFIDENCE,
+)
 
 
 class Settings(BaseSettings):
@@ -200,38 +218,12 @@ class Settings(BaseSettings):
     )
 
     # Routing -------------------------------------------------------------------------
-    # A signal below its threshold counts against answering locally; -inf or 0 turns a check off.
-    # `assistant eval routing QA_FILE --write-settings` calibrates them on a labelled set.
     min_relevance: float = Field(
         0.33,
         ge=-1.0,
         le=1.0,
         description="Cosine similarity the best passage must reach to count as relevant "
         "(0.33: calibrated on data/handbook_qa.jsonl with all-MiniLM-L6-v2).",
-    )
-    # Whether the documents answer at all, read from retrieval before any generation; below a
-    # threshold the question is declined (or goes to the large model, when there is one).
-    # `assistant eval retrieval QA_FILE --calibrate --write-settings` sets them from a labelled set.
-    # Defaults calibrated on benchmarks/postgres_questions.jsonl (PostgreSQL manual) and
-    # data/handbook_qa.jsonl: every unanswerable question of both declined, 1 of 113 answerable.
-    min_coverage: float = Field(
-        0.34, ge=0.0, le=1.0, description="Share of the question's keyword terms the best passages must hold; 0: off."
-    )
-    min_identifiers_known: float = Field(
-        0.51,
-        ge=0.0,
-        le=1.0,
-        description="Share of the identifiers the question names (work_mem, 40P01, --jobs) that must occur "
-        "somewhere in the collection; 0: off.",
-    )
-    min_agreement: float = Field(
-        0.0, ge=0.0, le=1.0, description="Overlap of the keyword and meaning top-5 lists required; 0: off."
-    )
-    min_fused: float = Field(
-        0.0, ge=0.0, le=1.0, description="Fused score of the best passage (1: first in every list) required; 0: off."
-    )
-    min_score_gap: float = Field(
-        0.0, ge=0.0, description="Lead the best passage must have over the next; 0: not checked."
     )
     min_context_fit: float = Field(
         0.5,
@@ -240,19 +232,28 @@ class Settings(BaseSettings):
         description="Share of the relevant passages' tokens that must fit the local model's prompt; "
         "below it the question goes to the large model without a local draft.",
     )
-    min_mean_logprob: float = Field(
-        -0.9, le=0.0, description="Mean token log-probability of the local draft below which it is low-confidence."
+    # One calibrated probability that the reply shown is right drives the decision
+    # (chains/confidence.py); `assistant eval routing QA_FILE --fit` refits it and picks the
+    # operating point on the risk-coverage curve.
+    confidence_model: Path | None = Field(
+        None,
+        description="JSON file of a confidence model written by `assistant eval routing --fit`. Unset: the "
+        "bundled model, fitted on the project's question sets over the PostgreSQL, SQLite and git manuals.",
     )
-    min_min_logprob: float = Field(
-        float("-inf"), le=0.0, description="Lowest token log-probability allowed in the local draft; -inf: off."
-    )
-    min_support: float = Field(
-        0.0,
+    answer_confidence: float = Field(
+        0.5,
         ge=0.0,
         le=1.0,
-        description="Share of the draft's new content words that must occur in the passages; 0: off.",
+        description="Confidence at or above which the local answer is shown as the assistant's answer; below it "
+        "the large model is asked when there is one, else the answer is marked low confidence.",
     )
-    escalate_declined: bool = Field(True, description="Escalate when the local draft says the documents do not answer.")
+    decline_confidence: float = Field(
+        0.2,
+        ge=0.0,
+        le=1.0,
+        description="Confidence below which the assistant declines (read first from retrieval alone, so an "
+        "off-topic question is declined before the local model runs); with a large model it is asked instead.",
+    )
 
     # Large model ---------------------------------------------------------------------
     fallback_base_url: str | None = Field(
@@ -340,6 +341,8 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(part) for part in first["loc"]) or "settings"
+        if first["type"] == "extra_forbidden" and field in RETIRED:
+            raise ConfigurationError(field, "is no longer a setting", RETIRED[field]) from None
         if first["type"] == "extra_forbidden":
             raise ConfigurationError(
                 field,

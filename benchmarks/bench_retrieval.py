@@ -48,11 +48,10 @@ sys.path.insert(0, str(ROOT))
 from assistant import Assistant, Settings  # noqa: E402
 from assistant.evals.qa import QAItem, is_correct, load_qa  # noqa: E402
 from assistant.evals.retrieval import CALIBRATED, RetrievalCase, calibrate, run_cases, summarize  # noqa: E402
-from chains.route import RoutePolicy  # noqa: E402
 
 MANUAL = Path("/usr/share/doc/postgresql-doc-15/html")
 HARDER = ("identifier", "deep", "howto")
-OFF = {"min_coverage": 0.0, "min_identifiers_known": 0.0, "min_agreement": 0.0, "min_fused": 0.0}
+OFF = {"decline_confidence": 0.0}
 RAW = {"neighbour_chunks": 0, "dedupe_overlap": 1.0, **OFF}
 STEPS: list[tuple[str, dict[str, Any]]] = [
     ("dense", {"retrieval_mode": "dense", "source_support": 0.0, **RAW}),
@@ -181,16 +180,15 @@ def cross_validated(
     """Each case declined or not by thresholds calibrated on the other folds; and thresholds from all cases."""
     order = list(range(len(cases)))
     random.Random(7).shuffle(order)
-    thresholds = bot.pipeline.policy.thresholds
     decided: dict[int, RetrievalCase] = {}
     for fold in range(folds):
         held = {i for n, i in enumerate(order) if n % folds == fold}
-        chosen = calibrate([c for i, c in enumerate(cases) if i not in held], thresholds)
-        policy = RoutePolicy(replace(thresholds, **chosen), has_large=False)  # type: ignore[arg-type]
+        chosen = calibrate([c for i, c in enumerate(cases) if i not in held])["decline_confidence"]
         for i in held:
-            reason = policy.outside(cases[i].signals)
-            decided[i] = replace(cases[i], declined=reason is not None, reason=reason or "")
-    return [decided[i] for i in range(len(cases))], calibrate(cases, thresholds)
+            value = float(cases[i].signals.get("confidence_before_draft") or 0.0)
+            declined = cases[i].signals.get("best_score") is None or value < chosen
+            decided[i] = replace(cases[i], declined=declined, reason=f"confidence {value:.2f}" if declined else "")
+    return [decided[i] for i in range(len(cases))], calibrate(cases)
 
 
 def answer_row(bot: Assistant, collection: str, items: list[QAItem], tag: str) -> dict[str, Any]:

@@ -1,7 +1,10 @@
 """Condense a follow-up ("And its warranty?") into a standalone question.
 
 The small model is asked to rewrite it, and its rewrite is checked: it must keep
-every content word of the follow-up and bring in something from the conversation.
+every content word of the follow-up, bring in something from the conversation, and
+add nothing else: every content word it adds must come from the conversation, so
+neither the model's own knowledge nor the prompt's example (the "Z9 drill") can reach
+a rewrite.
 A 135M model fails that check often, so a deterministic rewrite backs it: the
 referring word is replaced by the thing the previous question named (a model number,
 a code), or the previous question is attached as context.
@@ -59,24 +62,42 @@ class Condenser:
             _PROMPT | llm.bind(max_tokens=48) | StrOutputParser() if llm is not None else None
         )
 
-    def condense(self, question: str, previous_questions: list[str]) -> Condensed:
-        """`previous_questions`: the user's earlier standalone questions, oldest first."""
+    def condense(self, question: str, previous_questions: list[str], conversation: str = "") -> Condensed:
+        """`previous_questions`: the user's earlier standalone questions, oldest first;
+        `conversation`: the rest of the recent conversation (answers), which a rewrite may also draw on."""
         if not previous_questions or not needs_context(question):
             return Condensed(question, "unchanged")
         previous = previous_questions[-1]
         if self.chain is not None:
             rewrite = " ".join(self.chain.invoke({"previous": previous, "question": question}).split())
-            if _acceptable(rewrite, question, previous):
+            said = " ".join([*previous_questions, conversation])
+            if _acceptable(rewrite, question, previous, said):
                 return Condensed(rewrite, "model")
             log.debug("rejected model rewrite %r of %r", rewrite, question)
         return Condensed(_rule_rewrite(question, previous), "rule")
 
 
-def _acceptable(rewrite: str, question: str, previous: str) -> bool:
-    got = set(content_words(rewrite))
-    wanted = set(content_words(question))
-    borrowed = set(content_words(previous)) - wanted
-    return bool(rewrite) and len(rewrite) <= 3 * len(question) + 80 and wanted <= got and bool(got & borrowed)
+def _acceptable(rewrite: str, question: str, previous: str, said: str = "") -> bool:
+    """Keeps the follow-up's words, borrows from the previous question, and adds only words of the conversation."""
+    got = {_base(w) for w in content_words(rewrite)}
+    wanted = {_base(w) for w in content_words(question)}
+    borrowed = {_base(w) for w in content_words(previous)} - wanted
+    known = wanted | {_base(w) for w in content_words(f"{previous} {said}")}
+    return (
+        bool(rewrite)
+        and len(rewrite) <= 3 * len(question) + 80
+        and wanted <= got
+        and bool(got & borrowed)
+        and got <= known
+    )
+
+
+def _base(word: str) -> str:
+    """Plural and possessive folded, so "warranties" of a rewrite is the "warranty" of the conversation."""
+    word = word.removesuffix("'s")
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
 
 
 def _rule_rewrite(question: str, previous: str) -> str:

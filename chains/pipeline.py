@@ -27,7 +27,9 @@ from chains.history import ConversationRecall
 from chains.prompt import BuiltPrompt, PromptBuilder
 from chains.reply import Reply, ReplyChunk, Source
 from chains.route import Decision, RequestedRoute, RoutePolicy, check_requested_route, draft_signals
+from chains.verify import SentenceGate, Verified, Verifier
 from memory.store import NewMessage, SQLMemory, StoredMessage, TurnIds, check_id
+from retrievers.keywords import query_terms
 from retrievers.passage import Passage
 from retrievers.retriever import PassageRetriever
 
@@ -62,6 +64,12 @@ class _Generated:
     logprobs: list[dict[str, Any]]
     prompt_tokens: int
     completion_tokens: int
+    verified: Verified | None = None  # local drafts: the sentence check; None for the large model
+
+    @property
+    def shown(self) -> str:
+        """What may be shown as the answer: the backed sentences of a local draft, the large model's text."""
+        return self.text if self.verified is None else self.verified.text
 
 
 class AnswerPipeline:
@@ -128,7 +136,8 @@ class AnswerPipeline:
         history, summary = self.recall.history(user_id, session_id)
         clock.lap("recall_ms")
         previous = [str(m.signals.get("standalone_question") or m.content) for m in history if m.role == "user"]
-        condensed = self.condenser.condense(question, previous)
+        answers = " ".join(m.content for m in history[-2:] if m.role == "assistant")
+        condensed = self.condenser.condense(question, previous, answers)
         clock.lap("condense_ms")
 
         asked = what_is_asked(condensed.question)
@@ -141,7 +150,12 @@ class AnswerPipeline:
             "local_only": retriever.local_only,
         }
         clock.lap("retrieve_ms")
-        relevant = [] if self.policy.outside(signals) else self.policy.relevant(passages)
+        relevant = self.policy.relevant(passages)
+        evidence = select_evidence(asked, relevant, retriever.embeddings) if relevant else []
+        signals.update(_evidence_signals(asked, evidence, retrieval.language))
+        signals["keyword_language"] = retrieval.language
+        if self.policy.outside(signals):
+            relevant, evidence = [], []
         prepared = Prepared(
             question,
             clock,
@@ -153,10 +167,10 @@ class AnswerPipeline:
             collection,
             retriever.local_only,
             requested,
+            evidence,
         )
         if relevant:
             facts = self.recall.facts(user_id, condensed.question, retriever.embeddings)
-            prepared.evidence = select_evidence(asked, relevant, retriever.embeddings)
             prepared.prompt = self.prompt.build(
                 condensed.question, relevant, prepared.evidence, history, summary=summary, facts=facts
             )
@@ -178,12 +192,17 @@ class AnswerPipeline:
     def draft(self, prepared: Prepared, *, stream: bool) -> Generator[ReplyChunk, None, _Generated]:
         """The local model's answer from the prepared prompt; its confidence signals join `prepared.signals`."""
         assert prepared.prompt is not None
+        language = str(prepared.signals.get("keyword_language") or "english")
+        gate = SentenceGate(Verifier(prepared.relevant, prepared.condensed.question, language=language))
         # A small model's first paragraph is its answer; what follows is mostly rambling.
-        generated = yield from self._generate(self.llm, prepared.prompt.messages, stream=stream, stop=["\n\n"])
-        prepared.clock.lap("generate_ms")
-        prepared.signals.update(
-            draft_signals(generated.text, generated.logprobs, prepared.relevant, prepared.condensed.question)
+        generated = yield from self._generate(
+            self.llm, prepared.prompt.messages, stream=stream, stop=["\n\n"], gate=gate
         )
+        prepared.clock.lap("generate_ms")
+        generated.verified = gate.verified
+        quoted = [e.sentence for e in prepared.evidence[:QUOTED_SENTENCES]]
+        prepared.signals.update(draft_signals(generated.logprobs, gate.verified, quoted, language=language))
+        prepared.clock.lap("checks_ms")
         return generated
 
     def large_request(self, prepared: Prepared) -> list[BaseMessage]:
@@ -199,11 +218,15 @@ class AnswerPipeline:
         shown = False
         if decision.route == "draft":
             generated = yield from self.draft(prepared, stream=live)
-            shown = live
+            shown = live and bool(generated.shown)
             decision = self.decide(prepared, drafted=True)
+            if decision.route == "abstain" and shown:
+                decision = decision.shown_anyway()
 
         if decision.route == "large":
             assert self.escalator is not None
+            if generated is not None:  # kept: the large model's answer labels it (assistant eval routing --fit)
+                signals["local_draft"] = generated.shown
             outcome = self.escalator.ask(
                 self.large_request(prepared),
                 reason=decision.reason,
@@ -221,11 +244,11 @@ class AnswerPipeline:
             else:
                 if generated is None and prepared.prompt is not None:
                     generated = yield from self.draft(prepared, stream=True)
-                    shown = True
+                    shown = bool(generated.shown)
                 decision = decision.declined(outcome.problem, has_draft=generated is not None, note=outcome.note)
 
         if decision.route == "local" and generated is not None and not shown:
-            yield ReplyChunk(generated.text)
+            yield ReplyChunk(generated.shown or EXTRACTIVE_LEAD)
         if decision.route == "abstain":
             yield ReplyChunk(_abstention(prepared.collection, prepared.condensed.question, prepared.passages))
         cited = _cited(relevant, evidence, decision)
@@ -258,17 +281,38 @@ class AnswerPipeline:
         )
 
     def _generate(
-        self, model: BaseChatModel, messages: list[BaseMessage], *, stream: bool, stop: list[str] | None = None
+        self,
+        model: BaseChatModel,
+        messages: list[BaseMessage],
+        *,
+        stream: bool,
+        stop: list[str] | None = None,
+        gate: SentenceGate | None = None,
     ) -> Generator[ReplyChunk, None, _Generated]:
-        """Runs the model; yields its text only when `stream`; returns a _Generated."""
+        """Runs the model; yields its text only when `stream` (through `gate`: only checked
+        sentences, and generation stops at a repetition); returns a _Generated."""
         merged: AIMessageChunk | None = None
         started = False
+        released = 0
         for chunk in model.stream(messages, stop=stop):
             merged = chunk if merged is None else merged + chunk
             text = chunk.text if started else chunk.text.lstrip()
             started = started or bool(text)
-            if stream and text:
-                yield ReplyChunk(text)
+            if gate is None:
+                if stream and text:
+                    yield ReplyChunk(text)
+                continue
+            for sentence in gate.feed(chunk.text):
+                if stream:
+                    yield ReplyChunk(sentence if not released else f" {sentence}")
+                released += 1
+            if gate.stop:
+                break
+        if gate is not None:
+            for sentence in gate.close():
+                if stream:
+                    yield ReplyChunk(sentence if not released else f" {sentence}")
+                released += 1
         if merged is None:
             merged = AIMessageChunk(content="")
         usage: dict[str, Any] = dict(merged.usage_metadata or {})
@@ -336,6 +380,18 @@ def _check_question(question: str) -> str:
     return text
 
 
+def _evidence_signals(question: str, evidence: list[Evidence], language: str) -> dict[str, float | None]:
+    """How well the best evidence sentence matches the question: by meaning and words, and by words alone."""
+    if not evidence:
+        return {"evidence_score": None, "evidence_overlap": None}
+    asked = set(query_terms(question, language))
+    found = set(query_terms(evidence[0].sentence, language))
+    return {
+        "evidence_score": round(evidence[0].score, 4),
+        "evidence_overlap": round(len(asked & found) / len(asked), 4) if asked else None,
+    }
+
+
 def _abstention(collection: str, searched: str, passages: list[Passage]) -> str:
     """What was searched, that the documents do not answer it, and the nearest topics found."""
     nearest = list(dict.fromkeys(p.citation for p in passages))[:3]
@@ -355,6 +411,8 @@ def _cited(passages: list[Passage], evidence: list[Evidence], decision: Decision
     return [Source(p.source, p.location, p.text[:300], round(p.score, 4), p.chunk_id) for p in unique]
 
 
+# Shown when no sentence of the local draft is backed by the passages: the quotes that follow are the answer.
+EXTRACTIVE_LEAD = "The documents say:"
 QUOTED_SENTENCES = 2  # measured on the PostgreSQL questions: the quote holds the answer 0.61 of the time, 0.35 with one
 
 

@@ -1,33 +1,34 @@
-"""The one routing decision: answer locally, escalate to the large model, or abstain.
+"""The one routing decision: show the local answer, ask the large model, or decline.
 
-Decided from evidence, in two looks. After retrieval: do the documents answer the
-question at all (a relevant passage, the question's words and names found, the
-keyword and meaning lists agreeing), does the best passage stand out, does what is
-needed fit the local model's context? A question outside the documents is declined,
-or, with a large model, sent to it; either way no local draft is made. Otherwise the local model
-drafts, and the draft's token confidence, its support in the passages and whether it
-declined are checked. Every threshold comes from settings (a signal is "weak" when
-below its threshold); every decision carries its reason in words.
+Decided from one calibrated probability that the reply shown will be right
+(chains.confidence), read twice. After retrieval, from the retrieval signals alone:
+below `decline_confidence` the documents do not cover the question, so it is declined
+(or, with a large model, sent to it) and no local draft is made. After the local draft,
+from every signal: at or above `answer_confidence` the answer is shown; below it the
+large model is asked when there is one, otherwise the answer is shown marked low
+confidence, or declined below `decline_confidence` when nothing was shown yet.
+Two rules stand outside the probability: context that does not fit the local model
+goes to the large model, and privacy comes first: a local-only collection is never
+escalated, whatever the signals or the caller's `route` say.
 
-Privacy comes first: a local-only collection is never escalated, whatever the
-signals or the caller's `route` say.
+Every reason names the confidence and the signal that weighed most, as it is.
 """
 
 from __future__ import annotations
 
-import re
 import statistics
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from assistant.errors import InvalidInputError
+from chains.confidence import DESCRIPTIONS, ConfidenceModel
 from chains.reply import Route
+from chains.verify import Verified
 from retrievers.hybrid import Retrieval
+from retrievers.keywords import query_terms
 from retrievers.passage import Passage
-from retrievers.words import content_words
 
 __all__ = [
-    "DRAFT_SIGNALS",
     "Decision",
     "RequestedRoute",
     "RoutePolicy",
@@ -38,17 +39,6 @@ __all__ = [
 
 RequestedRoute = Literal["auto", "local", "large"]
 REQUESTED_ROUTES: tuple[RequestedRoute, ...] = ("auto", "local", "large")
-
-# Signals measured on the local draft; each is "higher means more likely right".
-DRAFT_SIGNALS = ("mean_logprob", "min_logprob", "support")
-
-_DECLINED = re.compile(
-    r"\b(?:(?:do|does|did)\s*(?:not|n't)\s+(?:contain|mention|say|provide|cover|include|specify|state)"
-    r"|not\s+(?:mentioned|provided|specified|stated|covered|found|available)"
-    r"|no\s+(?:information|mention)|cannot\s+(?:find|answer|determine)|can't\s+(?:find|answer|determine)"
-    r"|i(?:'m| am)\s+(?:sorry|not sure|unable))",
-    re.IGNORECASE,
-)
 
 
 @dataclass(frozen=True)
@@ -66,20 +56,22 @@ class Decision:
             return Decision("local", f"{self.reason}, but {problem}; answered locally", True, note)
         return Decision("abstain", f"{self.reason}, but {problem}; nothing relevant to answer from locally", True, note)
 
+    def shown_anyway(self) -> Decision:
+        """Backed sentences were already streamed: they stay, marked low confidence, instead of a refusal."""
+        return Decision(
+            "local",
+            self.reason.replace("the assistant declines", "the backed sentences shown are kept"),
+            True,
+            self.note,
+        )
+
 
 @dataclass(frozen=True)
 class Thresholds:
-    min_relevance: float
-    min_coverage: float = 0.0
-    min_identifiers_known: float = 0.0
-    min_agreement: float = 0.0
-    min_fused: float = 0.0
-    min_score_gap: float = 0.0
+    min_relevance: float  # cosine a passage needs to enter the prompt (or a top-3 keyword rank)
+    answer_confidence: float = 0.5  # shown as the assistant's answer at or above this
+    decline_confidence: float = 0.2  # declined below this
     min_context_fit: float = 0.0
-    min_mean_logprob: float = float("-inf")
-    min_min_logprob: float = float("-inf")
-    min_support: float = 0.0
-    escalate_declined: bool = True
 
 
 def check_requested_route(route: str) -> RequestedRoute:
@@ -88,37 +80,26 @@ def check_requested_route(route: str) -> RequestedRoute:
     return route
 
 
-def draft_signals(text: str, logprobs: list[dict[str, Any]], passages: list[Passage], question: str) -> dict[str, Any]:
-    """Confidence of a local draft: token log-probabilities, support in the passages, declining."""
+def draft_signals(
+    logprobs: list[dict[str, Any]], verified: Verified, evidence: list[str], *, language: str = "english"
+) -> dict[str, Any]:
+    """Confidence of a local draft: token log-probabilities, what the sentence check kept, overlap with the evidence."""
     values = [float(item["logprob"]) for item in logprobs if item.get("logprob") is not None]
+    shown = set(query_terms(verified.text, language))
+    quoted = {t for sentence in evidence for t in query_terms(sentence, language)}
     return {
         "mean_logprob": round(statistics.fmean(values), 4) if values else None,
         "min_logprob": round(min(values), 4) if values else None,
-        "support": support(text, passages, question),
-        "declined": bool(_DECLINED.search(text)),
+        "answer_evidence_overlap": round(len(shown & quoted) / len(shown), 4) if shown else 0.0,
+        **verified.signals(),
     }
-
-
-def support(text: str, passages: list[Passage], question: str) -> float:
-    """Share of what the draft adds to the question (its new content words) found in the passages.
-
-    A draft that only repeats the question adds nothing and scores 0."""
-    asked = {_stem(w) for w in content_words(question)}
-    added = {_stem(w) for w in content_words(text)} - asked
-    if not added:
-        return 0.0
-    found = {_stem(w) for p in passages for w in content_words(f"{p.title} {p.text}")}
-    return round(len(added & found) / len(added), 4)
-
-
-def _stem(word: str) -> str:
-    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
 
 
 @dataclass(frozen=True)
 class RoutePolicy:
     thresholds: Thresholds
     has_large: bool
+    confidence: ConfidenceModel
 
     @property
     def min_relevance(self) -> float:
@@ -141,28 +122,47 @@ class RoutePolicy:
             **retrieval.signals(),
         }
 
+    def score(self, signals: dict[str, Any], *, drafted: bool) -> float:
+        """The probability that the reply shown will be right, stored in the signals as `confidence`."""
+        if signals.get("best_score") is None:
+            value = 0.0
+        elif drafted:
+            value = self.confidence.after(signals)
+        else:
+            value = self.confidence.before(signals)
+        signals["confidence_before_draft" if not drafted else "confidence"] = value
+        if not drafted:
+            signals["confidence"] = value
+        return value
+
+    def explain(self, signals: dict[str, Any], *, drafted: bool) -> str:
+        """'confidence 0.34; weighed most: <signal> (lowering it)'."""
+        value = signals.get("confidence", 0.0)
+        if signals.get("best_score") is None:
+            return f"confidence {value:.2f}; no passage was found"
+        stage = self.confidence.after_draft if drafted else self.confidence.before_draft
+        name, contribution = stage.weightiest(signals)
+        shown = signals.get(name)
+        figure = f" {shown:.2f}" if isinstance(shown, float) else f" {shown}" if shown is not None else ""
+        direction = "raising it" if contribution > 0 else "lowering it"
+        return f"confidence {value:.2f}; weighed most: {DESCRIPTIONS.get(name, name)}{figure} ({direction})"
+
     def outside(self, signals: dict[str, Any]) -> str | None:
         """Why retrieval says the documents do not answer the question; None when they may."""
-        t = self.thresholds
+        value = self.score(signals, drafted=False)
         best = signals.get("best_score")
-        # Chunks holding every code or name the question asks about (E11, work_mem) answer it
-        # however short the question, whose meaning alone then matches little.
-        named = signals.get("identifiers_known") == 1
-        if best is None or (best < t.min_relevance and not named):
-            scored = "no passages" if best is None else f"best passage scored {best:.2f}"
-            return f"no relevant passage ({scored}, below the relevance threshold {t.min_relevance:.2f})"
-        checks = (
-            ("identifiers_known", t.min_identifiers_known, "of the names it asks about are in the documents"),
-            ("coverage", t.min_coverage, "of its words are in the best passages"),
-            ("agreement", t.min_agreement, "agreement between the keyword and meaning searches"),
-            ("fused", t.min_fused, "fused retrieval score"),
-        )
-        for name, threshold, what in checks:
-            value = signals.get(name)
-            if value is not None and value < threshold:
-                return (
-                    f"the documents do not seem to cover the question (only {value:.0%} {what}, below {threshold:.0%})"
-                )
+        if best is None:
+            return "no passage was found"
+        if signals.get("relevant_passages") == 0:
+            return (
+                f"no relevant passage (best passage scored {best:.2f}, below the relevance threshold "
+                f"{self.thresholds.min_relevance:.2f}, and none among the best keyword matches)"
+            )
+        if value < self.thresholds.decline_confidence:
+            return (
+                f"the documents do not seem to cover the question ({self.explain(signals, drafted=False)}; "
+                f"below {self.thresholds.decline_confidence:.2f})"
+            )
         return None
 
     def may_escalate(self, requested: RequestedRoute, local_only: bool) -> bool:
@@ -177,89 +177,84 @@ class RoutePolicy:
         collection: str = "",
         drafted: bool = False,
     ) -> Decision:
-        problems = self.problems(signals, drafted=drafted)
-        nothing_relevant = self.outside(signals) is not None
-        if requested == "large":
-            wanted, why = True, "route='large' was requested"
-        else:
-            wanted, why = requested == "auto" and bool(problems), "; ".join(problems)
-        if not wanted:
-            return self._stay_local(signals, problems, requested, local_only, collection, drafted, nothing_relevant)
-        if self.may_escalate(requested, local_only):
-            return Decision("large", f"{why}; asked the large model")
+        t = self.thresholds
+        can_escalate = self.may_escalate(requested, local_only)
+        note = self._private_note(local_only, collection)
+        asked = "route='local' was requested; " if requested == "local" else ""
+        private = f"collection '{collection}' is local-only; " if local_only else ""
         blocked = (
             f"collection '{collection}' is local-only, so nothing was sent to a large model"
             if local_only
             else "no large model is configured"
         )
-        note = self._private_note(local_only, collection)
-        if nothing_relevant:
-            return Decision("abstain", f"{why}, but {blocked}; the assistant declines", note=note)
-        if not drafted:
-            return Decision("draft", "")
-        return Decision("local", f"{why}, but {blocked}; the local answer is kept", low_confidence=True, note=note)
+        if requested == "large":
+            if can_escalate:
+                return Decision("large", "route='large' was requested; asked the large model")
+            if not drafted:
+                outside = self.outside(signals)
+                if outside:
+                    return Decision(
+                        "abstain",
+                        f"route='large' was requested, but {blocked}; {outside}; the assistant declines",
+                        note=note,
+                    )
+                return Decision("draft", "")
+            self.score(signals, drafted=True)
+            return Decision(
+                "local",
+                f"route='large' was requested, but {blocked}; the local answer is kept "
+                f"({self.explain(signals, drafted=True)})",
+                True,
+                note,
+            )
 
-    def problems(self, signals: dict[str, Any], *, drafted: bool) -> list[str]:
-        """Why the local model may not answer well, in words; empty when nothing is wrong."""
-        t = self.thresholds
-        found: list[str] = []
-        outside = self.outside(signals)
-        if outside:
-            return [outside]
-        gap = signals.get("score_gap")
-        if gap is not None and gap < t.min_score_gap:
-            found.append(f"no passage stands out (score gap {gap:.3f} < {t.min_score_gap:.3f})")
-        fit = signals.get("context_fit")
-        if fit is not None and fit < t.min_context_fit:
-            found.append(
-                f"only {fit:.0%} of the relevant passages fit the local model's context "
-                f"(threshold {t.min_context_fit:.0%})"
-            )
         if not drafted:
-            return found
-        mean, low, backed = signals.get("mean_logprob"), signals.get("min_logprob"), signals.get("support")
-        if signals.get("declined") and t.escalate_declined:
-            found.append("the local model said the documents do not answer")
-        if mean is not None and mean < t.min_mean_logprob:
-            found.append(f"the local answer had low confidence (mean logprob {mean:.2f} < {t.min_mean_logprob:.2f})")
-        if low is not None and low < t.min_min_logprob:
-            found.append(f"the local answer has an unsure token (min logprob {low:.2f} < {t.min_min_logprob:.2f})")
-        if backed is not None and backed < t.min_support:
-            found.append(
-                f"the local answer is weakly supported by the passages ({backed:.0%} of its new words found, "
-                f"threshold {t.min_support:.0%})"
+            outside = self.outside(signals)
+            if outside:
+                if can_escalate:
+                    return Decision("large", f"{outside}; asked the large model")
+                tail = "" if local_only or not self.has_large or requested == "local" else f"{blocked}; "
+                return Decision("abstain", f"{asked}{private}{tail}{outside}; the assistant declines", note=note)
+            fit = signals.get("context_fit")
+            if fit is not None and fit < t.min_context_fit and can_escalate:
+                return Decision(
+                    "large",
+                    f"only {fit:.0%} of the relevant passages fit the local model's context "
+                    f"(threshold {t.min_context_fit:.0%}); asked the large model",
+                )
+            return Decision("draft", "")
+
+        value = self.score(signals, drafted=True)
+        why = self.explain(signals, drafted=True)
+        if value >= t.answer_confidence:
+            return Decision(
+                "local",
+                f"{asked}{private}the local answer is shown ({why}, at or above {t.answer_confidence:.2f})",
+                note=note,
             )
-        return found
+        if can_escalate:
+            return Decision(
+                "large",
+                f"the local answer is not confident enough ({why}, below "
+                f"{t.answer_confidence:.2f}); asked the large model",
+            )
+        if value < t.decline_confidence:
+            return Decision(
+                "abstain",
+                f"{asked}{private}the local answer is too unsure to show ({why}, below "
+                f"{t.decline_confidence:.2f}); the assistant declines",
+                True,
+                note,
+            )
+        limit = "" if requested == "local" or local_only else f"{blocked}; "
+        return Decision(
+            "local",
+            f"{asked}{private}{limit}the local answer is shown marked low confidence ({why}, "
+            f"below {t.answer_confidence:.2f})",
+            True,
+            note,
+        )
 
     def _private_note(self, local_only: bool, collection: str) -> str:
         """Said in the answer only where a large model could otherwise have been asked."""
         return f"Answered locally: collection '{collection}' is local-only." if local_only and self.has_large else ""
-
-    def _stay_local(
-        self,
-        signals: dict[str, Any],
-        problems: list[str],
-        requested: RequestedRoute,
-        local_only: bool,
-        collection: str,
-        drafted: bool,
-        nothing_relevant: bool,
-    ) -> Decision:
-        asked = "route='local' was requested; " if requested == "local" else ""
-        private = f"collection '{collection}' is local-only; " if local_only else ""
-        note = self._private_note(local_only, collection)
-        if nothing_relevant:
-            return Decision("abstain", f"{asked}{private}{problems[0]}; the assistant declines", note=note)
-        if not drafted:
-            return Decision("draft", "")
-        if problems:
-            return Decision("local", f"{asked}{private}{'; '.join(problems)}; the local answer is kept", True, note)
-        shown = signals.get("mean_logprob")
-        confidence = "n/a" if shown is None else f"{shown:.2f}"
-        backed = signals.get("support")
-        supported = "" if backed is None else f", {backed:.0%} of its new words in the passages"
-        reason = (
-            f"{asked}{private}relevant passages found (best {signals.get('best_score', 0):.2f}) and the "
-            f"local answer looks sound (mean logprob {confidence}{supported})"
-        )
-        return Decision("local", reason, note=note)

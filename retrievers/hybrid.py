@@ -82,6 +82,7 @@ class Retrieval:
             "fused": round(top.fused / self.max_fused, 4) if top and self.max_fused else None,
             "agreement": self.agreement(),
             "coverage": self.coverage(),
+            "coverage_top": self.coverage(depth=1),
             "identifiers_known": round(known, 4) if known is not None else None,
         }
 

@@ -208,6 +208,12 @@ class DocumentIndex:
         texts = self.store.texts(collection, chosen)
         return [texts[i] for i in chosen if i in texts]
 
+    def texts(self, name: str, chunk_ids: list[str]) -> list[str]:
+        """The whole texts of these chunks, in order (a chunk no longer stored is left out)."""
+        col = self.catalog.require(check_collection_name(name))
+        found = self.store.texts(self.store.get(col.chroma_name), chunk_ids) if chunk_ids else {}
+        return [found[i] for i in chunk_ids if i in found]
+
     def embeddings_for(self, name: str) -> Embeddings:
         return self.embedders.for_collection(self.catalog.require(check_collection_name(name)))
 

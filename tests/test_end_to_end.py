@@ -64,7 +64,10 @@ def test_stream_yields_the_answer_then_the_reply(bot: Assistant) -> None:
     chunks = list(
         bot.stream("Who must approve refunds above 500 EUR?", user_id="erin", session_id="s", collection="handbook")
     )
-    assert len(chunks) > 3
+    # The answer streams a checked sentence at a time, then the quoted evidence, then the Reply.
+    assert len(chunks) >= 3 and all(c.reply is None for c in chunks[:-1])
+    assert chunks[0].text.rstrip().endswith(".") and not chunks[0].text.startswith("\n")
+    assert any(c.text.startswith("\n\n> “") for c in chunks[1:-1])
     final = chunks[-1].reply
     assert final is not None
     assert "".join(c.text for c in chunks) == final.answer

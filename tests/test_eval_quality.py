@@ -197,10 +197,8 @@ def test_answers_review_round_trip_and_ratings_as_labels(
     routing = tmp_path / "routing.json"
     invoke("--data-dir", data_dir, "eval", "routing", "--ratings", "-c", "handbook", "-o", str(routing))
     labelled = report(routing)
-    assert labelled["questions"] == len(stored)
-    assert labelled["local_accuracy"] == pytest.approx(
-        sum(r.rating == "correct" for r in stored) / len(stored), abs=1e-4
-    )
+    assert labelled["labelled"] == len(stored) and labelled["sources"] == {"ratings": len(stored)}
+    assert labelled["accuracy"] == pytest.approx(sum(r.rating == "correct" for r in stored) / len(stored), abs=1e-4)
 
     # compare as a CI gate: unchanged passes; a worse score fails and is named.
     assert "0 worse" in invoke("eval", "compare", str(second), str(second), "--fail-on-worse").output

@@ -14,7 +14,6 @@ from assistant import Assistant, Settings
 from assistant.cli import cli
 from assistant.errors import InputFileError
 from assistant.evals.qa import is_correct, load_qa
-from assistant.evals.routing import OFF, SETTING_OF_SIGNAL, OperatingPoint, settings_for
 from assistant.settings import load_settings
 from tests.conftest import HANDBOOK, ROOT
 
@@ -33,7 +32,7 @@ def test_qa_files_are_checked_line_by_line(tmp_path: Path) -> None:
     assert not is_correct("every 600 hours", ["500 operating hours", "6 months"])
 
 
-def test_eval_routing_reports_consistent_metrics_and_writes_the_operating_point(
+def test_eval_routing_fits_the_confidence_and_writes_model_and_operating_point(
     llama_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data_dir = tmp_path / "state"
@@ -41,49 +40,64 @@ def test_eval_routing_reports_consistent_metrics_and_writes_the_operating_point(
     bot.ingest(HANDBOOK, collection="handbook")
     lines = (ROOT / "data" / "handbook_qa.jsonl").read_text().splitlines()
     answerable = [line for line in lines if json.loads(line)["answers"]][:8]
-    unanswerable = [line for line in lines if not json.loads(line)["answers"]][:1]
+    unanswerable = [line for line in lines if not json.loads(line)["answers"]][:3]
     qa = tmp_path / "qa.jsonl"
     qa.write_text("\n".join(answerable + unanswerable) + "\n")
-    monkeypatch.setenv("ASSISTANT_FALLBACK_BASE_URL", llama_server)
-    monkeypatch.setenv("ASSISTANT_FALLBACK_MODEL", "large")
-    monkeypatch.setenv("ASSISTANT_FALLBACK_MAX_TOKENS", "48")
     settings_file = tmp_path / "assistant.toml"
     settings_file.write_text("# team settings\ntop_k = 4\n")
     out = tmp_path / "routing.json"
+    model_file = tmp_path / "confidence.json"
+
+    # Turns the large model answered become labels too: escalate two questions first.
+    monkeypatch.setenv("ASSISTANT_FALLBACK_BASE_URL", llama_server)
+    monkeypatch.setenv("ASSISTANT_FALLBACK_MODEL", "large")
+    monkeypatch.setenv("ASSISTANT_FALLBACK_MAX_TOKENS", "48")
+    monkeypatch.setenv("ASSISTANT_ANSWER_CONFIDENCE", "1.0")  # nothing is confident enough: all escalate
+    escalating = Assistant.from_settings(Settings(data_dir=data_dir))
+    for n, question in enumerate(("How often is the X200 serviced?", "How long is the X200 warranty?")):
+        reply = escalating.ask(question, user_id="ops", session_id=f"e{n}", collection="handbook")
+        assert reply.route == "large" and "local_draft" in reply.signals, reply.reason
+    monkeypatch.delenv("ASSISTANT_ANSWER_CONFIDENCE")
 
     result = CliRunner().invoke(
         cli,
-        ["--data-dir", str(data_dir), "eval", "routing", str(qa), "-c", "handbook", "-o", str(out),
-         "--write-settings", "--settings-file", str(settings_file)],
+        ["--data-dir", str(data_dir), "eval", "routing", str(qa), "-c", "handbook", "-o", str(out), "--escalations",
+         "--fit", "--model-file", str(model_file), "--write-settings", "--settings-file", str(settings_file)],
         catch_exceptions=False,
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert "AUROC" in result.output and "operating point" in result.output
+    assert "AUROC" in result.output and "operating point" in result.output and "Risk-coverage" in result.output
     report = json.loads(out.read_text())
-    cases = report["cases"]
-    assert (report["questions"], report["skipped_unanswerable"]) == (8, 1)
-    assert report["local_accuracy"] == round(sum(c["local_correct"] for c in cases) / 8, 4)
-    assert report["large_accuracy"] == round(sum(c["large_correct"] for c in cases) / 8, 4)
-    for case in cases:
-        assert case["local_correct"] == is_correct(case["local_answer"], case["answers"])
-    assert set(report["auroc"]) >= {"mean_logprob", "min_logprob", "support", "best_score", "score_gap"}
+    turns = report["turns"]
+    assert report["labelled"] == len(turns) == 11 + 2 and report["sources"] == {"qa": 11, "large": 2}
+    for turn, line in zip(turns, answerable + unanswerable, strict=False):
+        item = json.loads(line)
+        assert turn["question"] == item["question"]
+        assert turn["correct"] == (bool(item["answers"]) and is_correct(turn["answer"], item["answers"]))
+    assert report["accuracy"] == round(sum(t["correct"] for t in turns) / len(turns), 4)
+    assert report["fitted"] and report["auroc"]["confidence"] is not None
     assert all(v is None or 0.0 <= v <= 1.0 for v in report["auroc"].values())
-    for rows in report["tables"].values():
-        rates = [r["escalation_rate"] for r in rows]
-        assert rates == sorted(rates)  # a higher threshold never escalates less
-        never_escalated = rows[0]  # threshold -inf: only the fixed rules escalate
-        fixed = [c["fixed_escalation"] for c in cases]
-        assert never_escalated["escalation_rate"] == round(sum(fixed) / 8, 4)
-        everything = rows[-1]  # threshold +inf: everything escalates
-        assert everything["escalation_rate"] == 1.0 and everything["accuracy"] == report["large_accuracy"]
+    curve = report["curve"]
+    assert [p["coverage"] for p in curve] == sorted(p["coverage"] for p in curve) and curve[-1]["coverage"] == 1.0
+    assert curve[-1]["accuracy"] == report["accuracy"]  # keeping everything: the overall accuracy
 
     point = report["operating_point"]
-    assert point is not None and point["setting"] == SETTING_OF_SIGNAL[point["signal"]]
-    expected = settings_for(OperatingPoint(**{**point, "threshold": float(point["threshold"])}))
-    assert set(expected) == set(OFF)  # the chosen threshold, the other varied checks off
+    assert point is not None and 0.0 <= point["decline_confidence"] <= point["answer_confidence"] <= 1.0
     text = settings_file.read_text()
     assert text.startswith("# team settings\ntop_k = 4\n")  # the file's own lines are kept
     monkeypatch.setenv("ASSISTANT_CONFIG", str(settings_file))
     loaded = load_settings()
-    assert {key: getattr(loaded, key) for key in expected} == expected
-    assert loaded.top_k == 4
+    assert loaded.answer_confidence == point["answer_confidence"]
+    assert loaded.decline_confidence == point["decline_confidence"]
+    assert loaded.confidence_model == model_file.resolve() and loaded.top_k == 4
+    # The refitted model is the one an assistant built from these settings routes with.
+    refitted = Assistant.from_settings(loaded.model_copy(update={"data_dir": data_dir}))
+    assert refitted.pipeline.policy.confidence.fitted_on.startswith("13 labelled turns")
+
+
+def test_retired_threshold_settings_say_what_replaced_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    from assistant.errors import ConfigurationError
+
+    monkeypatch.setenv("ASSISTANT_MIN_MEAN_LOGPROB", "-0.9")
+    with pytest.raises(ConfigurationError, match=r"min_mean_logprob: is no longer a setting.*answer_confidence"):
+        load_settings()

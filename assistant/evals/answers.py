@@ -28,7 +28,9 @@ from dataclasses import asdict, dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from assistant.evals.confidence import auroc, risk_coverage, unbacked_claims
 from assistant.evals.qa import QAItem, is_correct
+from chains.pipeline import EXTRACTIVE_LEAD
 
 if TYPE_CHECKING:
     from assistant.core import Assistant
@@ -93,7 +95,7 @@ class AnswersReport:
         data = asdict(self)
         data["kind"] = "answers"
         data["headline"] = {
-            f"{route}.{metric}": {"value": value, "better": "higher"}
+            f"{route}.{metric}": {"value": value, "better": "lower" if metric == "unbacked_claims" else "higher"}
             for route, values in self.by_route.items()
             for metric, value in values.items()
             if isinstance(value, int | float) and metric != "n"
@@ -106,8 +108,9 @@ class AnswersReport:
 
 
 def own_words(answer: str) -> str:
-    """The answer without its quoted evidence lines and closing note."""
-    return _NOTE.sub("", _QUOTED.sub("", answer)).strip()
+    """The answer without its quoted evidence lines and closing note ("" when it is only the evidence)."""
+    text = _NOTE.sub("", _QUOTED.sub("", answer)).strip()
+    return "" if text == EXTRACTIVE_LEAD else text
 
 
 def _tokens(text: str) -> list[str]:
@@ -171,6 +174,14 @@ def _ask(bot: Assistant, item: QAItem, collection: str, route: str, run: str, n:
         float(any(same_source(f, item.source) for f in cited)) if item.answers and item.source else None
     )
     scores["abstention_correct"] = float(declined != bool(item.answers))
+    words = own_words(reply.answer) if not declined else ""
+    scores["reply_right"] = float(not declined and bool(item.answers) and is_correct(reply.answer, item.answers))
+    scores["own_words_right"] = float(bool(words) and bool(item.answers) and is_correct(words, item.answers))
+    scores["confidence"] = 0.0 if declined else float(reply.signals.get("confidence") or 0.0)
+    scores["confident"] = float(not declined and not reply.low_confidence)
+    cited_text = bot.index.texts(collection, [s.chunk_id for s in reply.sources]) if words else []
+    unbacked = unbacked_claims(words, cited_text) if words and reply.route == "local" else []
+    scores["unbacked_claim"] = float(bool(unbacked))
     turns = bot.memory.ratings.turns(user_id="eval", session_id=session)
     return AnswerCase(
         question=item.question,
@@ -248,7 +259,25 @@ def _summary(cases: list[AnswerCase], words_only: bool) -> dict[str, Any]:
     values["abstention_correct"] = _mean(c.scores["abstention_correct"] for c in cases)
     values["escalated"] = _mean(float(c.route == "large") for c in cases)
     values["declined"] = _mean(float(c.route == "abstain") for c in cases)
-    return values | _corpus(cases, words_only) | _ranking(cases)
+    return values | _trust(cases) | _corpus(cases, words_only) | _ranking(cases)
+
+
+def _trust(cases: list[AnswerCase]) -> dict[str, Any]:
+    """The whole reply against the model's own words; the confidence as the field measures it."""
+    answerable = [c for c in cases if c.answerable]
+    shown = [c for c in cases if c.route != "abstain"]
+    confident = [c for c in shown if c.scores.get("confident")]
+    labels = [bool(c.scores.get("reply_right")) for c in cases]
+    scores = [float(c.scores.get("confidence") or 0.0) for c in cases]
+    return {
+        "reply_right": _mean(c.scores.get("reply_right") for c in answerable),
+        "own_words_right": _mean(c.scores.get("own_words_right") for c in answerable),
+        "confident_right": _mean(c.scores.get("reply_right") for c in confident),
+        "confident_share": round(len(confident) / len(cases), 4) if cases else None,
+        "unbacked_claims": _mean(c.scores.get("unbacked_claim") for c in shown),
+        "confidence_auroc": auroc(labels, scores),
+        "risk_coverage": [asdict(p) for p in risk_coverage(labels, scores)],
+    }
 
 
 def _cost(cases: list[AnswerCase]) -> dict[str, float]:

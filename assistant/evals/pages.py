@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -113,11 +112,10 @@ def _answers(data: dict[str, Any]) -> list[Section]:
             "share",
         )
     )
-    drafted = [c for c in cases if c["answerable"] and c["signals"].get("mean_logprob") is not None]
     diagram = reliability(
-        [math.exp(float(c["signals"]["mean_logprob"])) for c in drafted],
-        [c["scores"]["contains_any"] == 1.0 for c in drafted],
-        "Routing signal: local draft confidence vs right",
+        [float(c["scores"].get("confidence") or 0.0) for c in cases],
+        [c["scores"].get("reply_right") == 1.0 for c in cases],
+        "Confidence vs the reply being right (a reply to an unanswerable question is wrong)",
     )
     if diagram:
         summary.figures.append(diagram)
@@ -278,15 +276,21 @@ def _retrieval(data: dict[str, Any]) -> list[Section]:
 
 
 def _routing(data: dict[str, Any]) -> list[Section]:
-    cases = data.get("cases", [])
-    drafted = [c for c in cases if c["signals"].get("mean_logprob") is not None]
+    turns = data.get("turns", [])
     section = Section(
-        "Routing signals", tables=[Table(["signal", "AUROC"], [[k, v] for k, v in data["auroc"].items()])]
+        "Confidence and signals",
+        tables=[
+            Table(["signal", "AUROC"], [[k, v] for k, v in data["auroc"].items()]),
+            Table(
+                ["confidence at least", "share kept", "accuracy of those kept"],
+                [[p["threshold"], p["coverage"], p["accuracy"]] for p in data.get("curve", [])],
+            ),
+        ],
     )
     diagram = reliability(
-        [math.exp(float(c["signals"]["mean_logprob"])) for c in drafted],
-        [bool(c["local_correct"]) for c in drafted],
-        "Local draft confidence vs right",
+        [float(t["signals"].get("confidence") or 0.0) for t in turns],
+        [bool(t["correct"]) for t in turns],
+        "Confidence vs the reply being right",
     )
     if diagram:
         section.figures.append(diagram)

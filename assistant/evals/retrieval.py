@@ -22,9 +22,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from assistant.evals.confidence import threshold_for_declines
 from assistant.evals.qa import QAItem
 from chains.facts import what_is_asked
-from chains.route import RoutePolicy, Thresholds
 
 if TYPE_CHECKING:
     from assistant.core import Assistant
@@ -32,14 +32,8 @@ if TYPE_CHECKING:
 __all__ = ["CALIBRATED", "RetrievalCase", "RetrievalReport", "calibrate", "evaluate_retrieval", "summarize"]
 
 DEPTH = 10
-# Abstention thresholds `calibrate` sets: the retrieval signal each one reads.
-CALIBRATED = {
-    "min_relevance": "best_score",
-    "min_coverage": "coverage",
-    "min_identifiers_known": "identifiers_known",
-    "min_agreement": "agreement",
-    "min_fused": "fused",
-}
+# The setting `calibrate` sets, and the signal it reads: the confidence before any draft.
+CALIBRATED = {"decline_confidence": "confidence_before_draft"}
 
 
 @dataclass
@@ -86,17 +80,21 @@ class RetrievalReport:
 
 
 def run_cases(bot: Assistant, collection: str, items: list[QAItem]) -> Iterator[RetrievalCase]:
-    """Search every question as a turn would; one case per question, as it is done."""
+    """Search every question as a turn would; one case per question, as it is done.
+
+    The decline decision and its signals come from the turn's own first step
+    (`pipeline.prepare`: condense, search, evidence, confidence before the draft); the
+    ranks from the same search taken `DEPTH` deep."""
     retriever = bot.index.retriever(collection, bot.settings.top_k)
-    policy = bot.pipeline.policy
-    for item in items:
+    for number, item in enumerate(items, start=1):
         started = time.perf_counter()
         retrieval = retriever.retrieve(what_is_asked(item.question), max(DEPTH, bot.settings.top_k))
         latency = (time.perf_counter() - started) * 1000
-        # The router reads the top_k passages a turn would get; ranks look deeper.
-        head = replace(retrieval, passages=retrieval.passages[: bot.settings.top_k])
-        signals = policy.retrieval_signals(head)
-        reason = policy.outside(signals)
+        prepared = bot.pipeline.prepare(
+            item.question, user_id="eval", session_id=f"eval-retrieval-{number}", collection=collection
+        )
+        signals = prepared.signals
+        reason = bot.pipeline.policy.outside(signals)
         sources = list(dict.fromkeys(p.source for p in retrieval.passages))
         rank = sources.index(item.source) + 1 if item.source in sources else None
         yield RetrievalCase(
@@ -174,47 +172,21 @@ def summarize(
     )
 
 
-def _policy(thresholds: Thresholds, values: dict[str, float]) -> RoutePolicy:
-    return RoutePolicy(replace(thresholds, **values), has_large=False)  # type: ignore[arg-type]
+def calibrate(cases: list[RetrievalCase], *, max_false_abstention: float = 0.05) -> dict[str, float]:
+    """The decline threshold that declines the most unanswerable questions within the false-abstention budget."""
+    scores = [float(c.signals.get("confidence_before_draft") or 0.0) for c in cases]
+    return {
+        "decline_confidence": max(
+            0.0, threshold_for_declines([c.answerable for c in cases], scores, max_false_abstention)
+        )
+    }
 
 
-def calibrate(
-    cases: list[RetrievalCase], current: Thresholds, *, max_false_abstention: float = 0.05
-) -> dict[str, float]:
-    """Abstention thresholds that decline the most unanswerable questions within the false-abstention budget."""
-    answerable = sum(c.answerable for c in cases)
-    allowed = math.floor(max_false_abstention * answerable + 1e-9)
-
-    def score(values: dict[str, float]) -> tuple[int, int]:
-        policy = _policy(current, values)
-        declined = [policy.outside(c.signals) is not None for c in cases]
-        wrong = sum(d and c.answerable for d, c in zip(declined, cases, strict=True))
-        right = sum(d and not c.answerable for d, c in zip(declined, cases, strict=True))
-        return right, wrong
-
-    values = {name: 0.0 if name != "min_relevance" else -1.0 for name in CALIBRATED}
-    best = score(values)
-    while True:
-        step: tuple[tuple[int, int], str, float] | None = None
-        for name, signal in CALIBRATED.items():
-            # Candidate thresholds sit just above each observed value, so each one declines one more group.
-            observed = sorted({float(c.signals[signal]) for c in cases if c.signals.get(signal) is not None})
-            for value in observed:
-                threshold = round(value + 1e-4, 4)
-                if threshold <= values[name]:
-                    continue
-                right, wrong = score({**values, name: threshold})
-                if wrong > allowed or right <= best[0]:
-                    continue
-                # Most unanswerable declined; then fewest answerable declined; then the lowest threshold.
-                key = (right, -wrong)
-                if step is None or key > (step[0][0], -step[0][1]):
-                    step = ((right, wrong), name, threshold)
-        if step is None:
-            break
-        best, name, threshold = step
-        values[name] = threshold
-    return {name: max(value, 0.0) if name != "min_relevance" else value for name, value in values.items()}
+def _declined(case: RetrievalCase, threshold: float) -> RetrievalCase:
+    value = float(case.signals.get("confidence_before_draft") or 0.0)
+    declined = case.signals.get("best_score") is None or value < threshold
+    reason = f"confidence {value:.2f} before drafting, below {threshold:.2f}" if declined else ""
+    return replace(case, declined=declined, reason=reason)
 
 
 def evaluate_retrieval(
@@ -231,13 +203,9 @@ def evaluate_retrieval(
         cases.append(case)
         if on_case:
             on_case(case)
-    thresholds = bot.pipeline.policy.thresholds
-    current = {name: float(getattr(thresholds, name)) for name in CALIBRATED}
+    current = {"decline_confidence": bot.pipeline.policy.thresholds.decline_confidence}
     if not calibrate_thresholds:
         return summarize(collection, cases, current)
-    chosen = calibrate(cases, thresholds, max_false_abstention=max_false_abstention)
-    policy = _policy(thresholds, chosen)
-    recalled = [
-        replace(c, declined=(reason := policy.outside(c.signals)) is not None, reason=reason or "") for c in cases
-    ]
+    chosen = calibrate(cases, max_false_abstention=max_false_abstention)
+    recalled = [_declined(c, chosen["decline_confidence"]) for c in cases]
     return summarize(collection, recalled, chosen, calibrated=chosen)
