@@ -241,18 +241,20 @@ class Settings(BaseSettings):
         "bundled model, fitted on the project's question sets over the PostgreSQL, SQLite and git manuals.",
     )
     answer_confidence: float = Field(
-        0.5,
+        0.75,
         ge=0.0,
         le=1.0,
         description="Confidence at or above which the local answer is shown as the assistant's answer; below it "
-        "the large model is asked when there is one, else the answer is marked low confidence.",
+        "the large model is asked when there is one, else the answer is marked low confidence. 0.75: the lowest "
+        "at which 90% of the replies kept were right on the bundled model's fitting sets.",
     )
     decline_confidence: float = Field(
-        0.2,
+        0.1,
         ge=0.0,
         le=1.0,
         description="Confidence below which the assistant declines (read first from retrieval alone, so an "
-        "off-topic question is declined before the local model runs); with a large model it is asked instead.",
+        "off-topic question is declined before the local model runs); with a large model it is asked instead. "
+        "0.1: the highest that declined at most 5% of the answerable questions of the fitting sets.",
     )
 
     # Large model ---------------------------------------------------------------------

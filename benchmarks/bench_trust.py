@@ -35,6 +35,7 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +90,7 @@ def ask_all(bot: Any, items: list[Any], args: argparse.Namespace, out: Any) -> N
         reply = bot.ask(
             item.question,
             user_id="eval",
-            session_id=f"bench-{args.tag}-{number}",
+            session_id=f"bench-{args.tag}-{uuid.uuid4().hex[:12]}",
             collection=args.collection,
             route="local",
         )

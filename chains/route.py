@@ -69,8 +69,8 @@ class Decision:
 @dataclass(frozen=True)
 class Thresholds:
     min_relevance: float  # cosine a passage needs to enter the prompt (or a top-3 keyword rank)
-    answer_confidence: float = 0.5  # shown as the assistant's answer at or above this
-    decline_confidence: float = 0.2  # declined below this
+    answer_confidence: float = 0.75  # shown as the assistant's answer at or above this
+    decline_confidence: float = 0.1  # declined below this
     min_context_fit: float = 0.0
 
 
@@ -156,7 +156,8 @@ class RoutePolicy:
         if signals.get("relevant_passages") == 0:
             return (
                 f"no relevant passage (best passage scored {best:.2f}, below the relevance threshold "
-                f"{self.thresholds.min_relevance:.2f}, and none among the best keyword matches)"
+                f"{self.thresholds.min_relevance:.2f}, and none among the best keyword matches; "
+                f"{self.explain(signals, drafted=False)})"
             )
         if value < self.thresholds.decline_confidence:
             return (

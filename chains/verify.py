@@ -78,7 +78,7 @@ class Verified:
     def text(self) -> str:
         return " ".join(c.sentence for c in self.kept)
 
-    def signals(self) -> dict[str, float | int | bool]:
+    def signals(self) -> dict[str, float | int | bool | list[str]]:
         """What the check says about the draft; each 'higher is more likely right' except the counts."""
         claims = [c for c in self.checked if c.problem not in ("repeated", "declines")]
         kept = self.kept
@@ -91,6 +91,12 @@ class Verified:
             "repeated": sum(c.problem in ("repeated", "loops") for c in self.checked),
             "declined": any(c.problem == "declines" for c in self.checked),
             "extractive": not kept,
+            # Why each dropped sentence was dropped, for the reader of a stored turn.
+            "dropped": [
+                f"{c.problem}: {', '.join(c.missing)}" if c.missing else c.problem
+                for c in self.checked
+                if not c.supported
+            ],
         }
 
 

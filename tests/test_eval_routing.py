@@ -95,9 +95,11 @@ def test_eval_routing_fits_the_confidence_and_writes_model_and_operating_point(
     assert refitted.pipeline.policy.confidence.fitted_on.startswith("13 labelled turns")
 
 
-def test_retired_threshold_settings_say_what_replaced_them(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_retired_threshold_settings_say_what_replaced_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from assistant.errors import ConfigurationError
 
-    monkeypatch.setenv("ASSISTANT_MIN_MEAN_LOGPROB", "-0.9")
-    with pytest.raises(ConfigurationError, match=r"min_mean_logprob: is no longer a setting.*answer_confidence"):
+    old_file = tmp_path / "assistant.toml"
+    old_file.write_text("min_mean_logprob = -0.9\n")  # a settings file written by an earlier version
+    monkeypatch.setenv("ASSISTANT_CONFIG", str(old_file))
+    with pytest.raises(ConfigurationError, match=r"'min_mean_logprob': is no longer a setting.*answer_confidence"):
         load_settings()
