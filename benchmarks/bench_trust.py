@@ -208,8 +208,7 @@ def baseline_code(state: Path, ref: str) -> Path:
 
 
 def turns_of(path: Path, questions: Path, group: str, limit: int) -> list[Any]:
-    from assistant.evals.answers import own_words
-    from assistant.evals.confidence import LabeledTurn, unbacked_claims
+    from assistant.evals.confidence import LabeledTurn, own_words, unbacked_claims
     from assistant.evals.qa import is_correct, load_qa
 
     items = {item.line: item for item in load_qa(questions)}

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 
 from langchain_core.embeddings import Embeddings
 
+from retrievers.keywords import query_terms
 from retrievers.passage import Passage
 from retrievers.words import content_words, sentences
 
-__all__ = ["Evidence", "cosine", "select_evidence"]
+__all__ = ["Evidence", "cosine", "evidence_signals", "select_evidence"]
 
 LEXICAL_WEIGHT = 0.3
 
@@ -50,3 +51,15 @@ def select_evidence(
         scored.append(Evidence(sentence, passage, cosine(query, vector) + LEXICAL_WEIGHT * overlap))
     scored.sort(key=lambda e: e.score, reverse=True)
     return scored[:limit]
+
+
+def evidence_signals(question: str, evidence: list[Evidence], language: str) -> dict[str, float | None]:
+    """How well the best evidence sentence matches the question: by meaning and words, and by words alone."""
+    if not evidence:
+        return {"evidence_score": None, "evidence_overlap": None}
+    asked = set(query_terms(question, language))
+    found = set(query_terms(evidence[0].sentence, language))
+    return {
+        "evidence_score": round(evidence[0].score, 4),
+        "evidence_overlap": round(len(asked & found) / len(asked), 4) if asked else None,
+    }

@@ -21,7 +21,7 @@ from langchain_core.messages import AIMessageChunk, BaseMessage
 from assistant.errors import ConfigurationError, InvalidQuestionError
 from chains.condense import Condensed, Condenser, needs_context
 from chains.escalate import Escalator, large_messages
-from chains.evidence import Evidence, select_evidence
+from chains.evidence import Evidence, evidence_signals, select_evidence
 from chains.facts import FactExtractor, what_is_asked
 from chains.history import ConversationRecall
 from chains.prompt import BuiltPrompt, PromptBuilder
@@ -29,7 +29,6 @@ from chains.reply import Reply, ReplyChunk, Source
 from chains.route import Decision, RequestedRoute, RoutePolicy, check_requested_route, draft_signals
 from chains.verify import SentenceGate, Verified, Verifier
 from memory.store import NewMessage, SQLMemory, StoredMessage, TurnIds, check_id
-from retrievers.keywords import query_terms
 from retrievers.passage import Passage
 from retrievers.retriever import PassageRetriever
 
@@ -152,7 +151,7 @@ class AnswerPipeline:
         clock.lap("retrieve_ms")
         relevant = self.policy.relevant(passages)
         evidence = select_evidence(asked, relevant, retriever.embeddings) if relevant else []
-        signals.update(_evidence_signals(asked, evidence, retrieval.language))
+        signals.update(evidence_signals(asked, evidence, retrieval.language))
         signals["keyword_language"] = retrieval.language
         if self.policy.outside(signals):
             relevant, evidence = [], []
@@ -378,18 +377,6 @@ def _check_question(question: str) -> str:
             f"the question has {len(text)} characters; the limit is {MAX_QUESTION_CHARS}. Shorten it."
         )
     return text
-
-
-def _evidence_signals(question: str, evidence: list[Evidence], language: str) -> dict[str, float | None]:
-    """How well the best evidence sentence matches the question: by meaning and words, and by words alone."""
-    if not evidence:
-        return {"evidence_score": None, "evidence_overlap": None}
-    asked = set(query_terms(question, language))
-    found = set(query_terms(evidence[0].sentence, language))
-    return {
-        "evidence_score": round(evidence[0].score, 4),
-        "evidence_overlap": round(len(asked & found) / len(asked), 4) if asked else None,
-    }
 
 
 def _abstention(collection: str, searched: str, passages: list[Passage]) -> str:

@@ -28,9 +28,8 @@ from dataclasses import asdict, dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from assistant.evals.confidence import auroc, risk_coverage, unbacked_claims
+from assistant.evals.confidence import auroc, own_words, risk_coverage, unbacked_claims
 from assistant.evals.qa import QAItem, is_correct
-from chains.pipeline import EXTRACTIVE_LEAD
 
 if TYPE_CHECKING:
     from assistant.core import Assistant
@@ -48,8 +47,6 @@ __all__ = [
 ]
 
 OVERLAP_METRICS = ("bleu", "chrf", "rouge_l", "token_f1", "contains_any")
-_QUOTED = re.compile(r"^> “.*$", re.MULTILINE)
-_NOTE = re.compile(r"\n\n\([^\n]*\)\s*$")
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _HUMAN = {"correct": 1.0, "partly": 0.5, "wrong": 0.0}
 
@@ -105,12 +102,6 @@ class AnswersReport:
             for metric, value in values.items()
         }
         return data
-
-
-def own_words(answer: str) -> str:
-    """The answer without its quoted evidence lines and closing note ("" when it is only the evidence)."""
-    text = _NOTE.sub("", _QUOTED.sub("", answer)).strip()
-    return "" if text == EXTRACTIVE_LEAD else text
 
 
 def _tokens(text: str) -> list[str]:

@@ -12,6 +12,7 @@ report.
 from __future__ import annotations
 
 import math
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from assistant.evals.qa import QAItem, is_correct
 from chains.confidence import AFTER_DRAFT, BEFORE_DRAFT, ConfidenceModel, LogisticModel, feature_values
+from chains.pipeline import EXTRACTIVE_LEAD
 from chains.route import RequestedRoute
 from chains.verify import exact_tokens
 
@@ -33,9 +35,20 @@ __all__ = [
     "collect",
     "fit",
     "label_reply",
+    "own_words",
     "risk_coverage",
     "unbacked_claims",
 ]
+
+
+_QUOTED = re.compile(r"^> “.*$", re.MULTILINE)
+_NOTE = re.compile(r"\n\n\([^\n]*\)\s*$")
+
+
+def own_words(answer: str) -> str:
+    """The answer without its quoted evidence lines and closing note ("" when it is only the evidence)."""
+    text = _NOTE.sub("", _QUOTED.sub("", answer)).strip()
+    return "" if text == EXTRACTIVE_LEAD else text
 
 
 def unbacked_claims(text: str, cited: Iterable[str]) -> list[str]:
@@ -75,8 +88,6 @@ class LabeledTurn:
 
 
 def label_reply(item: QAItem, reply: Reply, seconds: float, group: str, cited: Sequence[str] = ()) -> LabeledTurn:
-    from assistant.evals.answers import own_words
-
     words = own_words(reply.answer) if reply.route != "abstain" else ""
     shown = reply.route != "abstain"
     return LabeledTurn(
