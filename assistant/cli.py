@@ -96,6 +96,8 @@ def ingest(ctx: click.Context, path: Path, collection: str | None, strict: bool,
             click.secho(f"  failed  {issue.path}: {issue.reason}", fg="yellow", err=True)
         for issue in report.files_skipped:
             click.echo(f"  skipped {issue.path}: {issue.reason}", err=True)
+        for issue in report.files_partial:
+            click.echo(f"  partial {issue.path}: {issue.reason}", err=True)
     if report.files_indexed == 0 and not report.files_removed:
         click.secho(f"error: nothing in {path} could be indexed", fg="red", err=True)
         sys.exit(2)
@@ -293,8 +295,17 @@ def collections_check(ctx: click.Context, name: str) -> None:
         f"{name}: {check.live} chunks; {len(check.missing_in_chroma)} missing in Chroma, "
         f"{len(check.orphans_in_chroma)} orphans in Chroma, {len(check.unfinished_in_sql)} unfinished in SQL"
     )
-    if not check.consistent:
+    if check.writer:
+        click.echo(f"{check.writer} is writing {name} now: check again once it is done", err=True)
+    if check.interrupted:
+        click.echo(
+            f"an ingest into {name} was interrupted: run it again (assistant ingest PATH -c {name}); "
+            "it writes what is missing and cleans up the rest",
+            err=True,
+        )
+    if check.needs_reindex:
         click.echo(f"rebuild its vectors from the catalog with: assistant reindex {name}", err=True)
+    if not check.consistent:
         sys.exit(1)
 
 

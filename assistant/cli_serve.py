@@ -1,4 +1,6 @@
-"""`assistant serve` and `assistant keys ...`: the HTTP API and who may call it."""
+"""`assistant serve` and `assistant keys ...`: the HTTP API and who may call it.
+
+Commands here act on the machine, not over HTTP: they are not bound by key roles."""
 
 from __future__ import annotations
 
@@ -47,17 +49,24 @@ def keys() -> None:
 @keys.command("create")
 @click.option("--user", "user_id", required=True, help="The user the key acts as.")
 @click.option("--name", default="", help="A label, e.g. the app that will use the key.")
+@click.option(
+    "--role",
+    type=click.Choice(["user", "admin"]),  # memory.keys.ROLES, not imported: the CLI starts fast
+    default="user",
+    show_default=True,
+    help="user: reads what its user sees, writes its user's collections; admin: also writes every shared one.",
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @errors_to_exit
-def keys_create(ctx: click.Context, user_id: str, name: str, as_json: bool) -> None:
+def keys_create(ctx: click.Context, user_id: str, name: str, role: str, as_json: bool) -> None:
     """Create a key; it is printed once and only its hash is stored."""
-    issued = memory_from(ctx).keys.create(user_id, name)
+    issued = memory_from(ctx).keys.create(user_id, name, role)
     if as_json:
-        click.echo(json.dumps({"id": issued.info.id, "user": user_id, "key": issued.secret}))
+        click.echo(json.dumps({"id": issued.info.id, "user": user_id, "role": role, "key": issued.secret}))
     else:
         click.echo(issued.secret)
-        click.echo(f"key {issued.info.id} for user {user_id}: store it now, it is not shown again", err=True)
+        click.echo(f"{role} key {issued.info.id} for user {user_id}: store it now, it is not shown again", err=True)
 
 
 @keys.command("list")
@@ -67,7 +76,7 @@ def keys_create(ctx: click.Context, user_id: str, name: str, as_json: bool) -> N
 def keys_list(ctx: click.Context, user_id: str | None) -> None:
     for key in memory_from(ctx).keys.list(user_id):
         state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "live"
-        click.echo(f"{key.id}\t{key.user_id}\t{key.prefix}…\t{key.name}\t{state}")
+        click.echo(f"{key.id}\t{key.user_id}\t{key.role}\t{key.prefix}…\t{key.name}\t{state}")
 
 
 @keys.command("revoke")

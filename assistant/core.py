@@ -14,6 +14,7 @@ from langchain_core.document_loaders import BaseLoader
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
 
+from assistant.errors import CollectionExistsError
 from assistant.settings import Settings
 from chains.confidence import ConfidenceModel
 from chains.escalate import Budgets, Escalator, RetryPolicy
@@ -26,12 +27,18 @@ from chains.route import RequestedRoute, RoutePolicy, Thresholds
 from chains.summarize import Summarizer
 from memory.audit import EscalationRecord
 from memory.facts import Fact
-from memory.store import SessionInfo, SQLMemory, StoredMessage, StoredSummary, UserDeletion
+from memory.store import SessionInfo, SQLMemory, StoredMessage, StoredSummary, UserDeletion, check_text
 from memory.transfer import export_session, import_session
 from retrievers.catalog import CollectionInfo
 from retrievers.embedder import EmbedderSpec
 from retrievers.index import DocumentIndex, ReindexReport
-from retrievers.naming import check_collection_name
+from retrievers.naming import (
+    check_collection_name,
+    check_new_collection_name,
+    confusable_with,
+    is_private_name,
+    private_name,
+)
 from retrievers.report import IngestProgress, IngestReport
 from retrievers.retriever import PassageRetriever
 
@@ -166,7 +173,8 @@ class Assistant:
         return self.index.ingest(Path(path), self._collection(collection), loaders=loaders, on_progress=on_progress)
 
     def collections(self, visible_to: str | None = None) -> list[str]:
-        """Collection names; with `visible_to`, only the shared ones and that user's private ones."""
+        """Collection names as stored; with `visible_to`, only the shared ones and that user's private
+        ones (stored under the owner's scope: `retrievers.naming.shown_name` gives the name they use)."""
         return self.index.names(visible_to)
 
     def create_collection(
@@ -176,10 +184,29 @@ class Assistant:
         *,
         local_only: bool = False,
         owner: str | None = None,
+        created_by: str | None = None,
     ) -> CollectionInfo:
-        """A new, empty collection; `local_only` ones are never sent to a large model; `owner`:
-        private to that user (the HTTP API hides it from every other user)."""
-        return self.index.create(check_collection_name(collection), embedder, local_only=local_only, owner=owner)
+        """A new, empty collection; `local_only` ones are never sent to a large model.
+
+        `owner`: private to that user (the HTTP API hides it from every other user). It is
+        stored under the owner's scope (see retrievers.naming), so the returned info's name
+        is the one to ask it by. A shared name that reads like an existing shared one
+        ("billing_ops" beside "billing-ops") is refused. `created_by`: the user who may
+        write it over the HTTP API (default: the owner; None: admin keys only)."""
+        if owner is None:
+            shared = [n for n in self.index.names() if not is_private_name(n)]
+            like = confusable_with(collection, shared)
+            if like is not None and like != collection:  # the same name: the catalog says it exists
+                raise CollectionExistsError(collection, like=like)
+            stored = check_new_collection_name(collection)
+        else:
+            stored = private_name(check_new_collection_name(collection, private=True), owner)
+        try:
+            return self.index.create(
+                stored, embedder, local_only=local_only, owner=owner, created_by=created_by or owner
+            )
+        except CollectionExistsError:
+            raise CollectionExistsError(collection) from None  # named as the caller named it, not as stored
 
     def set_local_only(self, collection: str, local_only: bool = True) -> CollectionInfo:
         """Mark a collection local-only (its questions never leave this machine's model) or not."""
@@ -222,7 +249,9 @@ class Assistant:
         """Answer one question in a session; the turn is stored in memory.
 
         `route`: "auto" lets the router decide from the evidence; "local" never calls the
-        large model; "large" always does (unless the collection is local-only)."""
+        large model; "large" always does (unless the collection is local-only). A question,
+        user or session id holding a NUL character or a lone surrogate raises
+        InvalidInputError naming it, as the HTTP API answers 400."""
         for chunk in self.stream(question, user_id=user_id, session_id=session_id, collection=collection, route=route):
             if chunk.reply is not None:
                 return chunk.reply
@@ -238,6 +267,9 @@ class Assistant:
         route: RequestedRoute = "auto",
     ) -> Iterator[ReplyChunk]:
         """The answer's text as it is produced; the last chunk carries the whole Reply."""
+        check_text("question", question)
+        check_text("user id", user_id)
+        check_text("session id", session_id)
         return self.pipeline.turn(
             question, user_id=user_id, session_id=session_id, collection=self._collection(collection), route=route
         )
@@ -281,10 +313,10 @@ class Assistant:
 
     def remember(self, user_id: str, text: str, *, kind: str = "fact") -> Fact:
         """Store a fact ("runs the billing database") or a preference ("answer briefly") yourself."""
-        return self.memory.facts.add(user_id, kind, text)
+        return self.memory.facts.add(user_id, kind, check_text("fact", text))
 
     def edit_fact(self, user_id: str, fact_id: int, text: str | None = None, *, kind: str | None = None) -> Fact:
-        return self.memory.facts.edit(user_id, fact_id, text, kind)
+        return self.memory.facts.edit(user_id, fact_id, None if text is None else check_text("fact", text), kind)
 
     def forget(self, user_id: str, fact_id: int | None = None) -> int:
         """Forget one fact, or all of a user's facts when no id is given; returns how many."""

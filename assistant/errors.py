@@ -8,7 +8,7 @@ AssistantError
  │    ├── UnknownSessionError     a session or user that does not exist
  │    ├── UnknownFactError        a remembered fact that does not exist (for that user)
  │    ├── EmbedderMismatchError   a collection queried with another embedder
- │    ├── CollectionExistsError   creating a collection that already exists
+ │    ├── CollectionExistsError   creating a collection that exists, or one named like it
  │    └── InvalidInputError       an empty, oversized or malformed value (names it)
  │         └── InvalidQuestionError   an empty or oversized question
  └── RuntimeFailure               something outside the caller's code failed
@@ -109,8 +109,18 @@ class EmbedderMismatchError(UserError):
 
 
 class CollectionExistsError(UserError):
-    def __init__(self, collection: str) -> None:
+    """The name is taken, or (`like`) reads the same as a shared collection's name."""
+
+    def __init__(self, collection: str, like: str | None = None) -> None:
         self.collection = collection
+        self.like = like
+        if like is not None and like != collection:
+            super().__init__(
+                f"collection {collection!r} would be confused with the existing collection {like!r} "
+                "(names that differ only in case, separators or look-alike characters are refused). "
+                f"Use {like!r}, or pick a name that reads differently."
+            )
+            return
         super().__init__(
             f"collection {collection!r} already exists. Ingest into it, describe it "
             f"(assistant collections describe {collection}) or pick another name."

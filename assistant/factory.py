@@ -104,7 +104,11 @@ def build_document_index(settings: Settings, engine: Engine, *, embeddings: Embe
         options=IngestOptions(
             batch_chunks=4 * settings.embedding_batch_size,
             max_file_bytes=int(settings.max_file_mb * 1024 * 1024),
-            parse=ParseOptions(json_text_field=settings.json_text_field),
+            parse=ParseOptions(
+                json_text_field=settings.json_text_field,
+                max_file_chars=settings.max_file_chars,
+                max_line_chars=settings.max_line_chars,
+            ),
             keyword_language=settings.keyword_language,
         ),
         search=SearchOptions(

@@ -27,6 +27,7 @@ from chains.history import ConversationRecall
 from chains.prompt import BuiltPrompt, PromptBuilder
 from chains.reply import Reply, ReplyChunk, Source
 from chains.route import Decision, RequestedRoute, RoutePolicy, check_requested_route, draft_signals
+from chains.untrusted import REMOVED, set_aside_instructions
 from chains.verify import SentenceGate, Verified, Verifier
 from memory.store import NewMessage, SQLMemory, StoredMessage, TurnIds, check_id
 from retrievers.passage import Passage
@@ -141,7 +142,8 @@ class AnswerPipeline:
 
         asked = what_is_asked(condensed.question)
         retrieval = retriever.retrieve(asked)
-        passages = retrieval.passages
+        # Document text is data: what in it speaks to the assistant goes no further.
+        passages, _ = set_aside_instructions(retrieval.passages)
         signals: dict[str, Any] = {
             **self.policy.retrieval_signals(retrieval),
             "condensed_by": condensed.method,
@@ -150,6 +152,7 @@ class AnswerPipeline:
         }
         clock.lap("retrieve_ms")
         relevant = self.policy.relevant(passages)
+        signals["instructions_removed"] = sum(p.text.count(REMOVED) for p in relevant)
         evidence = select_evidence(asked, relevant, retriever.embeddings) if relevant else []
         signals.update(evidence_signals(asked, evidence, retrieval.language))
         signals["keyword_language"] = retrieval.language

@@ -39,6 +39,9 @@ __all__ = [
 
 RequestedRoute = Literal["auto", "local", "large"]
 REQUESTED_ROUTES: tuple[RequestedRoute, ...] = ("auto", "local", "large")
+# A passage that gives the assistant orders was written by someone who wanted to steer the
+# answer; what is left of it is trusted less. Halving puts any answer below answer_confidence.
+INSTRUCTIONS_FACTOR = 0.5
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,8 @@ class RoutePolicy:
             value = self.confidence.after(signals)
         else:
             value = self.confidence.before(signals)
+        if signals.get("instructions_removed"):
+            value = round(value * INSTRUCTIONS_FACTOR, 4)
         signals["confidence_before_draft" if not drafted else "confidence"] = value
         if not drafted:
             signals["confidence"] = value
@@ -145,7 +150,14 @@ class RoutePolicy:
         shown = signals.get(name)
         figure = f" {shown:.2f}" if isinstance(shown, float) else f" {shown}" if shown is not None else ""
         direction = "raising it" if contribution > 0 else "lowering it"
-        return f"confidence {value:.2f}; weighed most: {DESCRIPTIONS.get(name, name)}{figure} ({direction})"
+        removed = signals.get("instructions_removed") or 0
+        planted = (
+            f"; {removed} line{'s' if removed > 1 else ''} of the passages addressed the assistant and "
+            f"{'were' if removed > 1 else 'was'} left out (confidence × {INSTRUCTIONS_FACTOR})"
+            if removed
+            else ""
+        )
+        return f"confidence {value:.2f}; weighed most: {DESCRIPTIONS.get(name, name)}{figure} ({direction}){planted}"
 
     def outside(self, signals: dict[str, Any]) -> str | None:
         """Why retrieval says the documents do not answer the question; None when they may."""

@@ -2,8 +2,10 @@
 
 A key is `ak_` followed by 32 random URL-safe characters. Being random and long, it
 is stored as its SHA-256 (a slow password hash would add nothing but latency to
-every request). Requests are counted per key and minute in SQL, so that a limit
-holds across every replica of the app.
+every request). A key has a role: "user" keys read every collection their user sees
+and write their own; "admin" keys may also write every shared collection. Requests
+are counted per key and minute in SQL, so that a limit holds across every replica
+of the app.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from assistant.errors import InvalidInputError
 from memory.db import Database
 from memory.schema import ApiKey, ApiKeyUsage, utcnow
 
-__all__ = ["KEY_PREFIX", "IssuedKey", "KeyInfo", "KeyStore"]
+__all__ = ["KEY_PREFIX", "ROLES", "IssuedKey", "KeyInfo", "KeyStore"]
 
 KEY_PREFIX = "ak_"
+ROLES = ("user", "admin")
 _SHOWN = 10  # characters of a key kept in clear, to tell keys apart in listings
 
 
@@ -35,6 +38,11 @@ class KeyInfo:
     prefix: str
     created_at: datetime
     revoked_at: datetime | None
+    role: str = "user"  # one of ROLES
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
 
 
 @dataclass(frozen=True)
@@ -48,20 +56,24 @@ def _hash(secret: str) -> str:
 
 
 def _info(row: ApiKey) -> KeyInfo:
-    return KeyInfo(row.id, row.user_id, row.name, row.prefix, row.created_at, row.revoked_at)
+    return KeyInfo(row.id, row.user_id, row.name, row.prefix, row.created_at, row.revoked_at, row.role)
 
 
 class KeyStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def create(self, user_id: str, name: str = "") -> IssuedKey:
+    def create(self, user_id: str, name: str = "", role: str = "user") -> IssuedKey:
         if not user_id.strip():
             raise InvalidInputError("user", "is empty", "Name the user the key acts as: --user NAME.")
+        if role not in ROLES:
+            raise InvalidInputError(
+                "role", f"must be one of {', '.join(ROLES)}, got {role!r}", "Use --role user or --role admin."
+            )
         secret = KEY_PREFIX + secrets.token_urlsafe(24)
 
         def work(db: Session) -> KeyInfo:
-            row = ApiKey(user_id=user_id, name=name, prefix=secret[:_SHOWN], secret_hash=_hash(secret))
+            row = ApiKey(user_id=user_id, name=name, prefix=secret[:_SHOWN], secret_hash=_hash(secret), role=role)
             db.add(row)
             db.flush()
             return _info(row)

@@ -3,16 +3,32 @@ ordered messages and rolling summaries.
 
 Sessions are named by the caller, per user: two users may both have a session
 "s1" and still never share a row. The tables are created and changed only by the
-Alembic revisions in memory/migrations; a test checks the two agree.
+Alembic revisions in memory/migrations; a test checks the two agree. Every text
+column is a StoredString or StoredText: what reaches the database has no NUL and no
+lone surrogate, whatever wrote it.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
 
 __all__ = [
     "ApiKey",
@@ -22,10 +38,42 @@ __all__ = [
     "Escalation",
     "Message",
     "SessionSummary",
+    "StoredString",
+    "StoredText",
     "TurnRating",
     "User",
     "UserFact",
+    "storable",
 ]
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def storable(text: str) -> str:
+    """`text` as every engine can store it: NUL removed (PostgreSQL refuses it in text, and it
+    means nothing to a reader), a lone surrogate (not Unicode, no encoding carries it) as U+FFFD."""
+    if text.isascii():
+        return text.replace("\x00", "") if "\x00" in text else text
+    return _SURROGATE.sub("\ufffd", text.replace("\x00", ""))
+
+
+class StoredString(TypeDecorator[str]):
+    """A String column whose values pass through `storable` on their way to the database.
+
+    The API refuses NUL and lone surrogates in what callers send (memory.store.check_text);
+    this is the guard for the text nobody typed: a model's answer, an extracted fact, an
+    imported session, a value compared in a query."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return storable(value) if isinstance(value, str) else value
+
+
+class StoredText(StoredString):
+    impl = Text
+    cache_ok = True  # read from each class's own body, not inherited
 
 
 def utcnow() -> datetime:
@@ -40,7 +88,7 @@ class User(Base):
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    external_id: Mapped[str] = mapped_column(String(255), unique=True)
+    external_id: Mapped[str] = mapped_column(StoredString(255), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     sessions: Mapped[list[ChatSession]] = relationship(back_populates="user", cascade="all, delete-orphan")
@@ -53,8 +101,8 @@ class ChatSession(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    external_id: Mapped[str] = mapped_column(String(255))
-    title: Mapped[str] = mapped_column(String(200), default="")
+    external_id: Mapped[str] = mapped_column(StoredString(255))
+    title: Mapped[str] = mapped_column(StoredString(200), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -72,12 +120,12 @@ class Message(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
     seq: Mapped[int] = mapped_column(Integer)
-    role: Mapped[str] = mapped_column(String(16))  # "user" or "assistant"
-    content: Mapped[str] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(StoredString(16))  # "user" or "assistant"
+    content: Mapped[str] = mapped_column(StoredText)
     token_count: Mapped[int] = mapped_column(Integer, default=0)
-    route: Mapped[str | None] = mapped_column(String(16), nullable=True)
-    model: Mapped[str | None] = mapped_column(String(255), nullable=True)
-    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    route: Mapped[str | None] = mapped_column(StoredString(16), nullable=True)
+    model: Mapped[str | None] = mapped_column(StoredString(255), nullable=True)
+    reason: Mapped[str | None] = mapped_column(StoredText, nullable=True)
     sources: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
     signals: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -94,9 +142,9 @@ class SessionSummary(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
     through_seq: Mapped[int] = mapped_column(Integer)
-    content: Mapped[str] = mapped_column(Text)
+    content: Mapped[str] = mapped_column(StoredText)
     token_count: Mapped[int] = mapped_column(Integer)
-    model: Mapped[str] = mapped_column(String(255))  # the model that wrote it, or "extractive"
+    model: Mapped[str] = mapped_column(StoredString(255))  # the model that wrote it, or "extractive"
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     session: Mapped[ChatSession] = relationship(back_populates="summaries")
@@ -109,10 +157,10 @@ class UserFact(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    kind: Mapped[str] = mapped_column(String(16))
-    content: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(StoredString(16))
+    content: Mapped[str] = mapped_column(StoredText)
     source_message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"), nullable=True)
-    quote: Mapped[str] = mapped_column(Text)  # the user's words it came from, kept if the session goes
+    quote: Mapped[str] = mapped_column(StoredText)  # the user's words it came from, kept if the session goes
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -135,15 +183,15 @@ class Escalation(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    user_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
-    session_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
-    collection: Mapped[str] = mapped_column(String(512))
-    endpoint: Mapped[str] = mapped_column(Text)  # base URL, or the chat model's class for one passed in
-    model: Mapped[str] = mapped_column(String(255))
-    reason: Mapped[str] = mapped_column(Text)
+    user_id: Mapped[str | None] = mapped_column(StoredString(255), nullable=True)
+    session_id: Mapped[str | None] = mapped_column(StoredString(255), nullable=True)
+    collection: Mapped[str] = mapped_column(StoredString(512))
+    endpoint: Mapped[str] = mapped_column(StoredText)  # base URL, or the chat model's class for one passed in
+    model: Mapped[str] = mapped_column(StoredString(255))
+    reason: Mapped[str] = mapped_column(StoredText)
     request: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # None once redacted
-    status: Mapped[str] = mapped_column(String(16))  # "ok" or "failed"
-    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    status: Mapped[str] = mapped_column(StoredString(16))  # "ok" or "failed"
+    error: Mapped[str | None] = mapped_column(StoredText, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer)
     prompt_tokens: Mapped[int] = mapped_column(Integer)
     completion_tokens: Mapped[int] = mapped_column(Integer)
@@ -157,12 +205,14 @@ class ApiKey(Base):
     __tablename__ = "api_keys"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    user_id: Mapped[str] = mapped_column(String(255), index=True)  # external user id, as in every API call
-    name: Mapped[str] = mapped_column(String(200), default="")
-    prefix: Mapped[str] = mapped_column(String(16))  # the key's first characters, to tell keys apart
-    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[str] = mapped_column(StoredString(255), index=True)  # external user id, as in every API call
+    name: Mapped[str] = mapped_column(StoredString(200), default="")
+    prefix: Mapped[str] = mapped_column(StoredString(16))  # the key's first characters, to tell keys apart
+    secret_hash: Mapped[str] = mapped_column(StoredString(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # What the key may do beyond reading: "admin" may also change every shared collection.
+    role: Mapped[str] = mapped_column(StoredString(16), default="user", server_default="user")
 
 
 class ApiKeyUsage(Base):
@@ -183,8 +233,8 @@ class TurnRating(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), index=True)
-    reviewer: Mapped[str] = mapped_column(String(255))
-    rating: Mapped[str] = mapped_column(String(16))  # "correct", "partly" or "wrong"
+    reviewer: Mapped[str] = mapped_column(StoredString(255))
+    rating: Mapped[str] = mapped_column(StoredString(16))  # "correct", "partly" or "wrong"
     grounded: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
-    comment: Mapped[str] = mapped_column(Text, default="")
+    comment: Mapped[str] = mapped_column(StoredText, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

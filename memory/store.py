@@ -10,6 +10,7 @@ session queue instead of colliding.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -38,9 +39,11 @@ __all__ = [
     "TurnIds",
     "UserDeletion",
     "check_id",
+    "check_text",
 ]
 
 MAX_ID_LENGTH = 255
+_UNUSABLE = re.compile("[\x00\ud800-\udfff]")
 MAX_MESSAGE_CHARS = 32_000
 ROLES = ("user", "assistant")
 
@@ -138,9 +141,28 @@ def check_message(message: NewMessage, what: str = "message") -> NewMessage:
             f"has {len(message.content)} characters; the limit is {MAX_MESSAGE_CHARS}",
             "Shorten it or split it into several messages.",
         )
-    if "\x00" in message.content:  # PostgreSQL refuses NUL in text; it carries no meaning here
-        return NewMessage(**{**message.__dict__, "content": message.content.replace("\x00", "")})
-    return message
+    return message  # NUL and lone surrogates are removed on the way in (memory.schema.storable)
+
+
+def check_text(what: str, value: str) -> str:
+    """`value`, if it is text a caller may send us; otherwise an InvalidInputError naming `what`.
+
+    Refused, not repaired, so that the caller learns of it: a NUL character (PostgreSQL
+    cannot store one) and a lone UTF-16 surrogate (not Unicode: "\\ud800" in JSON)."""
+    if not isinstance(value, str):
+        raise InvalidInputError(what, f"must be text, got {type(value).__name__}")
+    found = _UNUSABLE.search(value)
+    if found is None:
+        return value
+    if found.group() == "\x00":
+        raise InvalidInputError(
+            what, f"holds a NUL character (U+0000) at position {found.start()}", "Remove it and send the text again."
+        )
+    raise InvalidInputError(
+        what,
+        f"holds a lone surrogate (U+{ord(found.group()):04X}) at position {found.start()}, which is not valid Unicode",
+        "Send UTF-8 text; in JSON a \\uD800-\\uDFFF escape must be half of a surrogate pair.",
+    )
 
 
 class SQLMemory:

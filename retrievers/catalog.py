@@ -6,15 +6,21 @@ a state the next run repairs exactly:
 
 1. `stage`: the chunks about to be written are recorded as `pending` (and a new
    document with an empty hash, meaning "not complete").
-2. Chroma: upsert the pending vectors, update kept chunks' metadata, nothing deleted.
-3. `commit`: pending becomes `live`, the document gets its new hash, and chunks that
-   the new version no longer has become `deleting`.
+2. Chroma: upsert the pending vectors. Steps 1 and 2 repeat, a bounded slice of
+   chunks at a time, until the document's new chunks are all written.
+3. Chroma: update kept chunks' metadata, nothing deleted. `commit`: pending becomes
+   `live`, the document gets its new hash, and chunks that the new version no longer
+   has become `deleting`.
 4. Chroma: delete the `deleting` ids.
 5. `purge`: delete the `deleting` rows.
 
-`unfinished` lists what a killed run left in states 1 and 3: pending chunks are
-removed from Chroma (the document keeps its old hash, so it is simply done again),
-deleting chunks are removed from Chroma, then both kinds of rows go.
+`unfinished` lists what a killed run left in states 1 to 3. Deleting chunks are
+removed from Chroma, then their rows go. Pending chunks whose vectors reached
+Chroma are kept when the next run ingests their document again (`pending_chunks`):
+it writes only what is missing, so a large file resumes where it stopped. Other
+pending chunks are removed from Chroma and their rows dropped (the document keeps
+its old hash, so it is simply done again), and so are kept ones that the run did not
+claim (`forget_unfinished` at its end).
 
 The keyword index (retrievers.keywords) is written inside steps 3 and the document
 and collection deletions: a chunk is in it exactly while it is live.
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -80,6 +87,7 @@ class CollectionRow:
     local_only: bool = False
     keywords: KeywordScheme | None = None  # None: no keyword index built yet
     owner: str | None = None  # the user a private collection belongs to; None: shared
+    created_by: str | None = None  # the user who may write it over HTTP (and admin keys); None: the CLI made it
 
 
 @dataclass(frozen=True)
@@ -99,6 +107,7 @@ class CollectionInfo:
     local_only: bool  # its questions are never sent to a large model
     keywords: str  # "english", "none" (no stemming) or "not built": run reindex
     owner: str | None = None  # the user a private collection belongs to; None: shared
+    created_by: str | None = None  # the user who may write it over HTTP (and admin keys); None: the CLI made it
 
 
 @dataclass(frozen=True)
@@ -132,7 +141,8 @@ class StagedDocument:
     doc_key: str
     chunks: list[ChunkRow]
     document_id: int | None = None  # None: new document
-    fresh_ids: frozenset[str] = frozenset()  # chunks not already live (to embed)
+    fresh_ids: frozenset[str] = frozenset()  # chunks not already live (to embed, unless resumed)
+    resumed: frozenset[str] = frozenset()  # fresh chunks already pending and in Chroma (a killed run's)
     restamped: frozenset[str] = frozenset()  # live chunks kept whose position or metadata changed
     stale_ids: tuple[str, ...] = ()  # live chunks the new version no longer has
 
@@ -167,6 +177,7 @@ def _row(row: Any) -> CollectionRow:
         local_only=bool(row.local_only),
         keywords=KeywordScheme.from_dict(row.keywords),
         owner=row.owner,
+        created_by=row.created_by,
     )
 
 
@@ -236,6 +247,7 @@ class Catalog:
         local_only: bool = False,
         keywords: KeywordScheme | None = None,
         owner: str | None = None,
+        created_by: str | None = None,
     ) -> CollectionRow:
         now = _now()
         try:
@@ -248,6 +260,7 @@ class Catalog:
                         embedder=_embedder_to_json(embedder),
                         local_only=local_only,
                         owner=owner,
+                        created_by=created_by,
                         keywords=(keywords or KeywordScheme()).to_dict(),
                         created_at=now,
                         updated_at=now,
@@ -288,6 +301,7 @@ class Catalog:
             local_only=col.local_only,
             keywords=col.keywords.language if col.keywords and col.keywords.current else "not built",
             owner=col.owner,
+            created_by=col.created_by,
         )
 
     def set_local_only(self, name: str, local_only: bool) -> None:
@@ -336,6 +350,13 @@ class Catalog:
             return set(conn.scalars(select(documents.c.doc_key).where(documents.c.collection_id == collection_id)))
 
     def live_chunks(self, collection_id: int, document_ids: Sequence[int]) -> dict[int, list[ChunkRow]]:
+        return self._chunks(collection_id, document_ids, LIVE)
+
+    def pending_chunks(self, collection_id: int, document_ids: Sequence[int]) -> dict[int, list[ChunkRow]]:
+        """Chunks an interrupted run wrote and kept for resuming (see the module's protocol)."""
+        return self._chunks(collection_id, document_ids, PENDING)
+
+    def _chunks(self, collection_id: int, document_ids: Sequence[int], state: str) -> dict[int, list[ChunkRow]]:
         found: dict[int, list[ChunkRow]] = defaultdict(list)
         with self._read() as conn:
             for start in range(0, len(document_ids), 500):
@@ -343,7 +364,7 @@ class Catalog:
                     select(chunks).where(
                         chunks.c.collection_id == collection_id,
                         chunks.c.document_id.in_(document_ids[start : start + 500]),
-                        chunks.c.state == LIVE,
+                        chunks.c.state == state,
                     )
                 ).all()
                 for r in rows:
@@ -367,6 +388,41 @@ class Catalog:
                 conn.scalars(select(chunks.c.id).where(chunks.c.collection_id == collection_id, chunks.c.state != LIVE))
             )
 
+    def incomplete_documents(self, collection_id: int) -> dict[str, DocumentRow]:
+        """Documents whose first version an interrupted run began to write, by path."""
+        with self._read() as conn:
+            rows = conn.execute(
+                select(
+                    documents.c.id, documents.c.doc_key, documents.c.path, documents.c.source, documents.c.size
+                ).where(documents.c.collection_id == collection_id, documents.c.file_hash == "")
+            ).all()
+        return {r.path: DocumentRow(r.id, r.doc_key, r.path, r.source, "", r.size) for r in rows}
+
+    def pending_paths(self, collection_id: int) -> list[tuple[str, str]]:
+        """(chunk id, document path) of every pending chunk."""
+        with self._read() as conn:
+            return [
+                (r.id, r.path)
+                for r in conn.execute(
+                    select(chunks.c.id, documents.c.path)
+                    .join(documents, documents.c.id == chunks.c.document_id)
+                    .where(chunks.c.collection_id == collection_id, chunks.c.state == PENDING)
+                )
+            ]
+
+    def forget_chunks(self, collection_id: int, ids: Sequence[str]) -> None:
+        """Drop the rows of unfinished chunks already removed from Chroma, and the incomplete
+        documents left with no chunk."""
+        self.purge(collection_id, ids)
+        with self._tx() as conn:
+            conn.execute(
+                delete(documents).where(
+                    documents.c.collection_id == collection_id,
+                    documents.c.file_hash == "",
+                    ~select(chunks.c.id).where(chunks.c.document_id == documents.c.id).exists(),
+                )
+            )
+
     def forget_unfinished(self, collection_id: int) -> None:
         with self._tx() as conn:
             conn.execute(delete(chunks).where(chunks.c.collection_id == collection_id, chunks.c.state != LIVE))
@@ -374,8 +430,11 @@ class Catalog:
                 delete(documents).where(documents.c.collection_id == collection_id, documents.c.file_hash == "")
             )
 
-    def stage(self, collection_id: int, staged: Sequence[StagedDocument]) -> None:
-        """Step 1: record new documents (incomplete) and the chunks about to be written."""
+    def stage(
+        self, collection_id: int, staged: Sequence[StagedDocument], chunk_ids: AbstractSet[str] | None = None
+    ) -> None:
+        """Step 1: record new documents (incomplete) and the chunks about to be written:
+        `chunk_ids`, or (None) every fresh chunk not resumed."""
         now = _now()
         with self._tx() as conn:
             rows: list[dict[str, Any]] = []
@@ -408,7 +467,7 @@ class Catalog:
                         "state": PENDING,
                     }
                     for c in doc.chunks
-                    if c.id in doc.fresh_ids
+                    if (c.id in chunk_ids if chunk_ids is not None else c.id in doc.fresh_ids - doc.resumed)
                 )
             if rows:
                 conn.execute(insert(chunks), rows)

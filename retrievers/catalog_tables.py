@@ -44,6 +44,8 @@ collections = Table(
     Column("keywords", JSON, nullable=True),
     # The user a private collection belongs to (the HTTP API hides it from everyone else); NULL: shared.
     Column("owner", String(255), nullable=True),
+    # The user who created it over the HTTP API and may write it (besides admin keys); NULL: the CLI made it.
+    Column("created_by", String(255), nullable=True),
 )
 
 documents = Table(
@@ -88,7 +90,8 @@ ingest_jobs = Table(
     Column("status", String(16), nullable=False),  # queued, running, done, failed
     Column("files_total", Integer, nullable=False),
     Column("files_done", Integer, nullable=False),
-    Column("report", JSON, nullable=True),  # the IngestReport of each file, once done
+    # {"files": [per-file IngestReport], "chunks_written": n, "current_file": name} (a plain list in older rows)
+    Column("report", JSON, nullable=True),
     Column("error", Text, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),  # a heartbeat while running

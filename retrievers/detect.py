@@ -1,18 +1,21 @@
-"""What kind of document a file is, from its bytes as well as its name.
+"""What kind of document a file is, and how its text is encoded, from its bytes as well as its name.
 
 The extension is a claim; the content decides. A `.pdf` that does not start with
 `%PDF-` is not parsed as a PDF, a file without an extension that holds HTML is read
-as HTML, and binary content of a kind we do not read is skipped, not decoded.
+as HTML, UTF-16 and UTF-32 text (with or without a byte order mark) is read as text,
+and binary content of a kind we do not read is skipped, not decoded.
 """
 
 from __future__ import annotations
 
+import codecs
 import io
 import json
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["BINARY", "KINDS", "detect_kind"]
+__all__ = ["BINARY", "KINDS", "detect_kind", "text_encoding"]
 
 BINARY = "binary"
 _BY_SUFFIX = {
@@ -34,6 +37,15 @@ _BY_SUFFIX = {
     ".ndjson": "jsonl",
 }
 KINDS = frozenset(_BY_SUFFIX.values())
+_HEAD = 8192
+# UTF-32 first: its little-endian mark starts with UTF-16's.
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+_WIDE = (("utf-32-le", 4), ("utf-32-be", 4), ("utf-16-le", 2), ("utf-16-be", 2))
 
 
 def _magic(data: bytes) -> str | None:
@@ -50,8 +62,53 @@ def _magic(data: bytes) -> str | None:
     return None
 
 
+def _controls(text: str) -> float:
+    """Share of control characters other than tab, newline, carriage return and form feed."""
+    if not text:
+        return 0.0
+    return sum(1 for c in text if ord(c) < 32 and c not in "\t\n\f\r") / len(text)
+
+
+def _wide_text(head: bytes, codec: str) -> bool:
+    """Whether `head` reads as text in a UTF-16 or UTF-32 codec (an incomplete last character is fine)."""
+    try:
+        text = codecs.getincrementaldecoder(codec)().decode(head, final=False)
+    except UnicodeDecodeError:
+        return False
+    return bool(text) and "\x00" not in text and _controls(text) <= 0.05
+
+
+def _nul_pattern(head: bytes, width: int, big_endian: bool) -> bool:
+    """Text without a byte order mark: in UTF-16 (UTF-32) Latin-script text, the high byte
+    (bytes) of almost every code unit is NUL, and the low byte almost never is."""
+    units = len(head) // width
+    if units < 2:
+        return False
+    low = width - 1 if big_endian else 0
+    nul_low = sum(1 for i in range(units) if head[i * width + low] == 0)
+    high = range(width - 1) if big_endian else range(1, width)
+    nul_high = min(sum(1 for i in range(units) if head[i * width + h] == 0) for h in high)
+    return nul_high >= 0.6 * units and nul_low <= 0.05 * units
+
+
+def text_encoding(data: bytes) -> str:
+    """The codec that reads this text: UTF-16 or UTF-32 when a byte order mark or the
+    pattern of NUL bytes says so, else UTF-8 (a UTF-8 byte order mark is dropped)."""
+    head = data[:_HEAD]
+    for bom, codec in _BOMS:
+        if head.startswith(bom):
+            return codec if _wide_text(head, codec) else "utf-8-sig"
+    if b"\x00" in head:
+        for codec, width in _WIDE:
+            if _nul_pattern(head, width, codec.endswith("be")) and _wide_text(
+                head[: len(head) // width * width], codec
+            ):
+                return codec
+    return "utf-8-sig"
+
+
 def _looks_binary(data: bytes) -> bool:
-    head = data[:8192]
+    head = data[:_HEAD]
     if b"\x00" in head:
         return True
     # Control bytes other than tab, newline, carriage return and form feed mark binary formats.
@@ -59,14 +116,16 @@ def _looks_binary(data: bytes) -> bool:
     return bool(head) and controls / len(head) > 0.05
 
 
-def _sniff_text(data: bytes) -> str:
-    head = data[:2048].lstrip().lower()
-    if head.startswith((b"<!doctype html", b"<html")) or b"<body" in head:
+def _sniff_text(head: str, whole: Callable[[], str]) -> str:
+    lowered = head[:2048].lstrip().lower()
+    if lowered.startswith(("<!doctype html", "<html")) or "<body" in lowered:
         return "html"
-    if head[:1] in (b"{", b"["):
+    if lowered[:1] in ("{", "["):
         try:
-            json.loads(data.decode("utf-8-sig"))
+            json.loads(whole())
             return "json"
+        except RecursionError:
+            return "json"  # JSON nested too deep to read: its parser reports it by name
         except (UnicodeDecodeError, ValueError):
             pass
     return "txt"
@@ -84,6 +143,12 @@ def detect_kind(path: Path, data: bytes) -> str:
         return found
     if claimed in ("pdf", "docx"):
         return claimed  # its parser reports that the content is not a real PDF or DOCX
-    if found == BINARY or _looks_binary(data):
+    if found == BINARY:
         return BINARY
-    return claimed or _sniff_text(data)
+    codec = text_encoding(data)
+    if codec == "utf-8-sig" and _looks_binary(data):
+        return BINARY
+    if claimed:
+        return claimed
+    head = codecs.getincrementaldecoder(codec)(errors="replace").decode(data[:_HEAD], final=False)
+    return _sniff_text(head, lambda: data.decode(codec))

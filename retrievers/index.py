@@ -109,14 +109,15 @@ class ReindexReport:
 
 @dataclass(frozen=True)
 class IndexCheck:
-    """SQL and Chroma compared: all three lists empty means they agree exactly."""
+    """SQL, Chroma and the keyword index compared: all lists empty means they agree exactly."""
 
     live: int
     missing_in_chroma: list[str]
     orphans_in_chroma: list[str]
-    unfinished_in_sql: list[str]
+    unfinished_in_sql: list[str]  # pending or deleting chunks: an ingest is running, or was killed
     missing_in_keywords: list[str]
     orphans_in_keywords: list[str]
+    writer: str | None = None  # who holds the write lock now: an ingest (or reindex) at work
 
     @property
     def consistent(self) -> bool:
@@ -124,6 +125,23 @@ class IndexCheck:
             self.missing_in_chroma
             or self.orphans_in_chroma
             or self.unfinished_in_sql
+            or self.missing_in_keywords
+            or self.orphans_in_keywords
+        )
+
+    @property
+    def interrupted(self) -> bool:
+        """An ingest was killed midway: running it again completes or undoes its writes."""
+        return bool(self.unfinished_in_sql) and self.writer is None
+
+    @property
+    def needs_reindex(self) -> bool:
+        """Live chunks lack vectors or keywords, or Chroma holds vectors no ingest left: only
+        rebuilding the index from the catalog (`reindex`) repairs that."""
+        unfinished = set(self.unfinished_in_sql)
+        return bool(
+            self.missing_in_chroma
+            or any(i not in unfinished for i in self.orphans_in_chroma)
             or self.missing_in_keywords
             or self.orphans_in_keywords
         )
@@ -158,17 +176,25 @@ class DocumentIndex:
         return self.catalog.names(visible_to)
 
     def create(
-        self, name: str, embedder: EmbedderSpec | None = None, *, local_only: bool = False, owner: str | None = None
+        self,
+        name: str,
+        embedder: EmbedderSpec | None = None,
+        *,
+        local_only: bool = False,
+        owner: str | None = None,
+        created_by: str | None = None,
     ) -> CollectionInfo:
         """A new, empty collection embedded by `embedder` (default: the settings' one).
 
-        `owner`: the user it is private to (None: shared)."""
+        `owner`: the user it is private to (None: shared); `created_by`: the user who may write it."""
         check_collection_name(name)
         embeddings = self.embedders.load(embedder) if embedder else self.embedders.default()
         info = self.embedders.info(embeddings)
         chroma_name = _chroma_name(name)
         scheme = KeywordScheme(language=self.options.keyword_language)
-        self.catalog.create(name, chroma_name, info, local_only=local_only, keywords=scheme, owner=owner)
+        self.catalog.create(
+            name, chroma_name, info, local_only=local_only, keywords=scheme, owner=owner, created_by=created_by
+        )
         self.store.create(chroma_name, info.name, info.dimension)
         return self.catalog.info(name)
 
@@ -424,4 +450,5 @@ class DocumentIndex:
             unfinished_in_sql=self.catalog.unfinished(col.id),
             missing_in_keywords=sorted(live - keywords),
             orphans_in_keywords=sorted(keywords - live),
+            writer=self.catalog.lease.holder(col.id),
         )

@@ -7,6 +7,13 @@ removes documents, and (4) parses the new and changed files in a background thre
 while the main thread embeds and writes them in batches, following the catalog's
 crash-safe protocol (see retrievers.catalog). A file that cannot be indexed is
 reported and keeps whatever it had in the index; the run goes on.
+
+Each file's reading, detection, parsing, splitting and embedding is guarded: any
+failure there (a decode error, JSON nested past the recursion limit, text over the
+size limits) is that file's reported failure. Work per file is bounded: text over
+`max_file_chars` or with a line over `max_line_chars` is refused, splitting is linear,
+and chunks are embedded and written `batch_chunks` at a time, the lease renewed after
+each batch, so a large file makes progress, reports it, and resumes after a kill.
 """
 
 from __future__ import annotations
@@ -32,9 +39,9 @@ from retrievers.catalog import Catalog, ChunkRow, CollectionRow, DocumentRow, St
 from retrievers.detect import BINARY, KINDS, detect_kind
 from retrievers.keywords import KeywordScheme
 from retrievers.lease import CollectionLease
-from retrievers.loaders import ParseOptions, parse
+from retrievers.loaders import ParseOptions, check_size, clean_sections, parse
 from retrievers.report import FileIssue, IngestProgress, IngestReport
-from retrievers.scan import Scan, scan
+from retrievers.scan import Scan, read_file, scan, stored_path
 from retrievers.splitter import TokenSplitter, chunk_title, content_hash, embedding_text
 from retrievers.store import ChunkStore
 
@@ -51,8 +58,8 @@ _DONE = object()
 
 @dataclass(frozen=True)
 class IngestOptions:
-    batch_chunks: int = 256  # chunks embedded and written together
-    max_file_bytes: int = 50 * 1024 * 1024
+    batch_chunks: int = 256  # chunks embedded and written together (a larger file takes several)
+    max_file_bytes: int = 50 * 1024 * 1024  # read at most; max_file_chars and max_line_chars are in `parse`
     parse: ParseOptions = field(default_factory=ParseOptions)
     lock_ttl_s: float = 600.0  # a crashed writer's lock expires after this (at once on the same host)
     keyword_language: str = "english"  # Snowball stemming of new keyword indexes; "none": no stemming
@@ -66,6 +73,22 @@ class _Candidate:
     file_hash: str
     size: int
     existing: DocumentRow | None
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    chunks: list[Document]
+    notes: list[str]  # parts of the file left out (invalid JSON Lines lines, records without text)
+
+
+@dataclass(eq=False)  # compared by identity: two documents are never the same
+class _Open:
+    """A document staged in this run, written a slice at a time, committed once all is written."""
+
+    candidate: _Candidate
+    doc: StagedDocument
+    notes: list[str]
+    waiting: int  # its chunks not yet embedded and written
 
 
 @dataclass
@@ -120,7 +143,13 @@ class Ingestor:
     # Planning -----------------------------------------------------------------------
 
     def _read(self, path: Path) -> bytes:
-        return path.read_bytes()
+        return read_file(path, self.options.max_file_bytes)
+
+    def _too_big(self, source: str, size: int) -> FileIssue:
+        limit = self.options.max_file_bytes / 1e6
+        return FileIssue(
+            source, f"is {size / 1e6:.0f} MB, over the {limit:.0f} MB limit; split it, or raise ASSISTANT_MAX_FILE_MB"
+        )
 
     def _look(self, path: Path, found: Scan, report: IngestReport) -> tuple[str, str, int] | None:
         """(kind, hash, size) of a file, or None after reporting why it is left out."""
@@ -132,22 +161,25 @@ class Ingestor:
             if cached and cached[:2] == (stat.st_size, stat.st_mtime_ns):
                 return cached[3], cached[2], stat.st_size
             if stat.st_size > self.options.max_file_bytes:
-                limit = self.options.max_file_bytes / 1e6
-                report.files_failed.append(
-                    FileIssue(
-                        source,
-                        f"is {stat.st_size / 1e6:.0f} MB, over the {limit:.0f} MB limit; split it, "
-                        f"or raise ASSISTANT_MAX_FILE_MB",
-                    )
-                )
+                report.files_failed.append(self._too_big(source, stat.st_size))
                 return None
             data = self._read(path)
+            if len(data) > self.options.max_file_bytes:  # it grew since
+                report.files_failed.append(self._too_big(source, len(data)))
+                return None
         except OSError as exc:
             reason = "permission denied; check its permissions" if isinstance(exc, PermissionError) else None
             report.files_failed.append(FileIssue(source, f"cannot be read ({reason or exc.strerror or exc})"))
             return None
+        except MemoryError:
+            report.files_failed.append(FileIssue(source, "needs more memory than there is to read; split it"))
+            return None
         suffix = path.suffix.lower()
-        kind = "custom" if suffix in self.loaders else detect_kind(path, data)
+        try:
+            kind = "custom" if suffix in self.loaders else detect_kind(path, data)
+        except Exception as exc:  # detection reads content (JSON sniffing): one odd file must not stop the run
+            report.files_failed.append(FileIssue(source, f"could not be read ({type(exc).__name__}: {exc})"))
+            return None
         if kind == BINARY:
             report.files_skipped.append(
                 FileIssue(source, f"binary file of a type not indexed ({suffix or 'no extension'})")
@@ -163,7 +195,8 @@ class Ingestor:
     def _plan(self, col: CollectionRow, found: Scan, report: IngestReport) -> _Plan:
         plan = _Plan()
         known = self.catalog.documents(col.id)
-        seen = {str(p) for p in found.files}
+        resuming = set(self.catalog.incomplete_documents(col.id))  # never the target of a move
+        seen = {stored_path(p) for p in found.files}
         looked: list[tuple[Path, str, str, int]] = []
         for path in found.files:
             result = self._look(path, found, report)
@@ -179,12 +212,12 @@ class Ingestor:
             if row.file_hash in wanted and not found.covers(stored) and not os.path.exists(stored):
                 vanished[row.file_hash].append(row)
         for path, kind, file_hash, size in looked:
-            existing = known.get(str(path))
+            existing = known.get(stored_path(path))
             if existing is not None and existing.file_hash == file_hash:
                 plan.unchanged += 1
                 continue
             candidate = _Candidate(path, found.source(path), kind, file_hash, size, existing)
-            if existing is None and vanished.get(file_hash):
+            if existing is None and vanished.get(file_hash) and stored_path(path) not in resuming:
                 moved = vanished[file_hash].pop()
                 plan.moves.append((moved, candidate))
                 if moved in plan.removed:
@@ -218,7 +251,7 @@ class Ingestor:
         self.catalog.lease.acquire(col, owner, self.options.lock_ttl_s)
         try:
             chroma = self.store.create(col.chroma_name, col.embedder.name, col.embedder.dimension)
-            self._recover(col, chroma, report)
+            self._recover(col, chroma, found, report)
             if not keywords_built:  # a collection made before keyword search, or by an older scheme
                 language = col.keywords.language if col.keywords else self.options.keyword_language
                 self.catalog.rebuild_keywords(col.id, KeywordScheme(language=language))
@@ -237,6 +270,9 @@ class Ingestor:
                 report.files_removed += 1
                 report.chunks_deleted += len(ids)
             self._write_all(col, chroma, plan.candidates, owner, report, started, on_progress)
+            if self.catalog.has_unfinished(col.id):  # kept for resuming, but not claimed by this run
+                self.store.remove(chroma, self.catalog.unfinished(col.id))
+                self.catalog.forget_unfinished(col.id)
         finally:
             self.catalog.lease.release(col.id, owner)
         report.chunks_total = self.catalog.live_count(col.id)
@@ -244,12 +280,23 @@ class Ingestor:
         log.info("ingest %s", report.summary())
         return report
 
-    def _recover(self, col: CollectionRow, chroma: Collection, report: IngestReport) -> None:
+    def _recover(self, col: CollectionRow, chroma: Collection, found: Scan, report: IngestReport) -> None:
+        """Clean up after a killed run; keep its pending chunks that reached Chroma, of documents
+        this run may ingest again, so that they are not embedded twice (see retrievers.catalog)."""
         stray = self.catalog.unfinished(col.id)
+        covered = [i for i, path in self.catalog.pending_paths(col.id) if found.covers(path)]
+        keep = set(self.store.texts(chroma, covered)) if covered else set()
+        drop = [i for i in stray if i not in keep]
         if stray:
-            log.warning("%s: cleaning up %d chunks left by an interrupted run", col.name, len(stray))
-            self.store.remove(chroma, stray)
-        self.catalog.forget_unfinished(col.id)
+            log.warning(
+                "%s: %d chunks left by an interrupted run: %d kept to resume, %d cleaned up",
+                col.name,
+                len(stray),
+                len(keep),
+                len(drop),
+            )
+        self.store.remove(chroma, drop)
+        self.catalog.forget_chunks(col.id, drop)
         report.recovered = len(stray)
 
     def _move(self, col: CollectionRow, chroma: Collection, row: DocumentRow, to: _Candidate) -> None:
@@ -261,12 +308,13 @@ class Ingestor:
             meta["title"] = chunk_title(to.source, str(meta.get("heading", "")))
             metas[chunk.id] = meta
         self.store.update_metadata(chroma, list(metas), [_scalar_meta(m) for m in metas.values()])
-        self.catalog.move(row.id, str(to.path), to.source, metas)
+        self.catalog.move(row.id, stored_path(to.path), to.source, metas)
 
     # Parse in a thread, embed and write in this one -----------------------------------
 
-    def _parse(self, candidate: _Candidate) -> list[Document] | FileIssue:
+    def _parse(self, candidate: _Candidate) -> _Parsed | FileIssue:
         path, source = candidate.path, candidate.source
+        notes: list[str] = []
         try:
             if candidate.kind == "custom":
                 sections = self._parse_custom(candidate)
@@ -274,7 +322,9 @@ class Ingestor:
                 data = self._read(path)
                 if _sha256(data) != candidate.file_hash:
                     return FileIssue(source, "changed while being ingested; run ingest again once it is saved")
-                sections = parse(candidate.kind, path, data, self.options.parse)
+                sections = parse(candidate.kind, path, data, self.options.parse, notes)
+            sections = clean_sections(sections)
+            check_size(source, sections, self.options.parse)
             chunks = self.splitter.split(sections, source)
         except InputFileError as exc:
             return FileIssue(source, exc.reason)
@@ -282,12 +332,16 @@ class Ingestor:
             return FileIssue(source, f"cannot be read ({exc.strerror or exc})")
         except AssistantError:
             raise
+        except RecursionError:
+            return FileIssue(source, "is nested too deeply to read (past Python's recursion limit); flatten it")
+        except MemoryError:
+            return FileIssue(source, "needs more memory than there is to read; split it into smaller files")
         except Exception as exc:  # a parser or user loader failing on one odd file must not stop the run
             log.warning("%s: %s", source, exc, exc_info=log.isEnabledFor(logging.DEBUG))
             return FileIssue(source, f"could not be parsed ({type(exc).__name__}: {exc})")
         if not chunks:
             return FileIssue(source, "holds no text")
-        return chunks
+        return _Parsed(chunks, notes)
 
     def _parse_custom(self, candidate: _Candidate) -> list[Document]:
         path = candidate.path
@@ -304,9 +358,12 @@ class Ingestor:
             )
         return sections
 
-    def _parsed(self, candidates: list[_Candidate]) -> Iterator[tuple[_Candidate, list[Document] | FileIssue]]:
-        """Parse results in order, produced a few files ahead by a background thread."""
-        results: queue.Queue[Any] = queue.Queue(maxsize=16)
+    def _parsed(
+        self, candidates: list[_Candidate], waiting: Callable[[], None]
+    ) -> Iterator[tuple[_Candidate, _Parsed | FileIssue]]:
+        """Parse results in order, produced a few files ahead by a background thread;
+        `waiting` is called every so often while the next one is not ready."""
+        results: queue.Queue[Any] = queue.Queue(maxsize=4)  # a few files: each may hold millions of characters
         stop = threading.Event()
 
         def work() -> None:
@@ -322,7 +379,14 @@ class Ingestor:
         thread = threading.Thread(target=work, name="ingest-parse", daemon=True)
         thread.start()
         try:
-            while (item := results.get()) is not _DONE:
+            while True:
+                try:
+                    item = results.get(timeout=min(30.0, self.options.lock_ttl_s / 4))
+                except queue.Empty:
+                    waiting()
+                    continue
+                if item is _DONE:
+                    return
                 if isinstance(item, BaseException):
                     raise item
                 yield item
@@ -335,17 +399,25 @@ class Ingestor:
                     thread.join(0.05)
 
     def _stage(
-        self, col: CollectionRow, candidate: _Candidate, sections: list[Document], keys: set[str]
+        self,
+        col: CollectionRow,
+        candidate: _Candidate,
+        sections: list[Document],
+        keys: set[str],
+        leftovers: Mapping[str, DocumentRow],
     ) -> StagedDocument:
         existing = candidate.existing
-        if existing is not None:
-            doc_key = existing.doc_key
+        path = stored_path(candidate.path)
+        # A new document whose first writing was interrupted takes up its row again, to resume.
+        known = existing or leftovers.get(path)
+        if known is not None:
+            doc_key = known.doc_key
         else:
             salt = 0
-            doc_key = _sha256(f"{col.name}\0{candidate.path}".encode())[:24]
+            doc_key = _sha256(f"{col.name}\0{path}".encode())[:24]
             while doc_key in keys:
                 salt += 1
-                doc_key = _sha256(f"{col.name}\0{candidate.path}\0{salt}".encode())[:24]
+                doc_key = _sha256(f"{col.name}\0{path}\0{salt}".encode())[:24]
             keys.add(doc_key)
         seen: Counter[str] = Counter()
         rows = []
@@ -357,23 +429,27 @@ class Ingestor:
             meta = _scalar_meta({**chunk.metadata, "source": candidate.source, "chunk_index": seq, "doc_key": doc_key})
             rows.append(ChunkRow(chunk_id, seq, chunk_hash, chunk.page_content, meta))
         live: dict[str, ChunkRow] = {}
-        if existing is not None:
-            live = {c.id: c for c in self.catalog.live_chunks(col.id, [existing.id]).get(existing.id, [])}
+        pending: dict[str, ChunkRow] = {}
+        if known is not None:
+            live = {c.id: c for c in self.catalog.live_chunks(col.id, [known.id]).get(known.id, [])}
+            pending = {c.id: c for c in self.catalog.pending_chunks(col.id, [known.id]).get(known.id, [])}
+        written = {**live, **pending}
         ids = {r.id for r in rows}
         return StagedDocument(
-            path=str(candidate.path),
+            path=path,
             source=candidate.source,
             kind=candidate.kind,
             file_hash=candidate.file_hash,
             size=candidate.size,
             doc_key=doc_key,
             chunks=rows,
-            document_id=existing.id if existing else None,
+            document_id=known.id if known else None,
             fresh_ids=frozenset(ids - set(live)),
+            resumed=frozenset(ids & set(pending)),
             restamped=frozenset(
-                r.id for r in rows if r.id in live and (live[r.id].meta, live[r.id].seq) != (r.meta, r.seq)
+                r.id for r in rows if r.id in written and (written[r.id].meta, written[r.id].seq) != (r.meta, r.seq)
             ),
-            stale_ids=tuple(i for i in live if i not in ids),
+            stale_ids=tuple(i for i in written if i not in ids),
         )
 
     def _write_all(
@@ -386,50 +462,116 @@ class Ingestor:
         started: float,
         on_progress: Callable[[IngestProgress], None] | None,
     ) -> None:
+        """Embed and write the candidates' chunks `batch_chunks` at a time, whatever the files'
+        sizes; a document is committed once all its chunks are written."""
         keys = self.catalog.doc_keys(col.id)
-        batch: list[StagedDocument] = []
+        leftovers = self.catalog.incomplete_documents(col.id)
+        opened: list[_Open] = []  # staged, in order; only the last ones may still wait for chunks
+        queued: list[tuple[_Open, ChunkRow]] = []  # chunks to embed, in order
         done = 0
+        path = ""
 
-        def progress(path: str) -> None:
+        def renew() -> None:
+            self.catalog.lease.renew(col.id, owner, self.options.lock_ttl_s)
+
+        def progress() -> None:
             if on_progress:
                 elapsed = max(time.perf_counter() - started, 1e-6)
                 on_progress(
                     IngestProgress(done, len(candidates), report.chunks_added, report.chunks_added / elapsed, path)
                 )
 
-        # A file counts as done once its chunks are written (or it failed), not when parsed.
-        for candidate, parsed in self._parsed(candidates):
+        def write(count: int) -> None:
+            nonlocal queued, opened, done
+            batch, queued = queued[:count], queued[count:]
+            failed = self._write_slice(col, chroma, batch, report)
+            if failed:
+                queued = [(o, c) for o, c in queued if o not in failed]
+                opened = [o for o in opened if o not in failed]
+                done += len(failed)
+            ready = [o for o in opened if o.waiting == 0]
+            if ready:
+                self._commit(col, chroma, ready, report)
+                opened = [o for o in opened if o.waiting > 0]
+                done += len(ready)
+            renew()
+            progress()
+
+        for candidate, parsed in self._parsed(candidates, renew):
+            path = str(candidate.source)
             if isinstance(parsed, FileIssue):
                 done += 1
                 report.files_failed.append(parsed)
                 log.warning("not indexed: %s: %s", parsed.path, parsed.reason)
-            else:
-                batch.append(self._stage(col, candidate, parsed, keys))
-                if sum(len(d.fresh_ids) for d in batch) >= self.options.batch_chunks:
-                    self._flush(col, chroma, batch, report)
-                    self.catalog.lease.renew(col.id, owner, self.options.lock_ttl_s)
-                    done += len(batch)
-                    batch = []
-            progress(str(candidate.source))
-        if batch:
-            self._flush(col, chroma, batch, report)
-            done += len(batch)
-            progress(batch[-1].source)
+                progress()
+                continue
+            doc = self._stage(col, candidate, parsed.chunks, keys, leftovers)
+            report.chunks_resumed += len(doc.resumed)
+            todo = [c for c in doc.chunks if c.id in doc.fresh_ids and c.id not in doc.resumed]
+            item = _Open(candidate, doc, parsed.notes, len(todo))
+            opened.append(item)
+            queued.extend((item, c) for c in todo)
+            while len(queued) >= self.options.batch_chunks:
+                write(self.options.batch_chunks)
+            progress()
+        if queued or opened:
+            write(len(queued))
 
-    def _flush(self, col: CollectionRow, chroma: Collection, batch: list[StagedDocument], report: IngestReport) -> None:
-        new = sum(1 for doc in batch if doc.document_id is None)
-        fresh = [c for doc in batch for c in doc.chunks if c.id in doc.fresh_ids]
-        # Embedded before anything is written: an embedder failure leaves the index as it was.
-        vectors = self.embeddings.embed_documents([embedding_text(c.meta, c.text) for c in fresh])
-        self.catalog.stage(col.id, batch)
-        self.store.upsert(chroma, [c.id for c in fresh], [c.text for c in fresh], [c.meta for c in fresh], vectors)
-        kept = [c for doc in batch for c in doc.chunks if c.id in doc.restamped]
+    def _write_slice(
+        self, col: CollectionRow, chroma: Collection, batch: list[tuple[_Open, ChunkRow]], report: IngestReport
+    ) -> set[_Open]:
+        """Steps 1 and 2 of the protocol for one slice of chunks; returns the documents that
+        could not be embedded, reported and left out of the run."""
+        failed: set[_Open] = set()
+        try:
+            vectors = self._embed([c for _, c in batch])
+        except AssistantError:
+            raise
+        except Exception as exc:  # find the file whose text the embedder refuses; the others go on
+            owners = list(dict.fromkeys(o for o, _ in batch))
+            if len(owners) == 1:
+                failed.add(owners[0])
+            else:
+                for item in owners:
+                    try:
+                        self._embed([c for o, c in batch if o is item])
+                    except Exception:  # reported with the batch's error below
+                        failed.add(item)
+                if len(failed) == len(owners):
+                    raise  # not a file's problem: every file of the batch fails alike
+            for item in failed:
+                reason = f"could not be embedded ({type(exc).__name__}: {exc})"
+                report.files_failed.append(FileIssue(item.candidate.source, reason))
+                log.warning("not indexed: %s: %s", item.candidate.source, reason)
+            batch = [(o, c) for o, c in batch if o not in failed]
+            vectors = self._embed([c for _, c in batch])
+        docs = [o.doc for o in dict.fromkeys(o for o, _ in batch)]
+        self.catalog.stage(col.id, docs, {c.id for _, c in batch})
+        self.store.upsert(
+            chroma, [c.id for _, c in batch], [c.text for _, c in batch], [c.meta for _, c in batch], vectors
+        )
+        for item, _ in batch:
+            item.waiting -= 1
+        report.chunks_added += len(batch)
+        return failed
+
+    def _embed(self, chunks: list[ChunkRow]) -> list[list[float]]:
+        return self.embeddings.embed_documents([embedding_text(c.meta, c.text) for c in chunks]) if chunks else []
+
+    def _commit(self, col: CollectionRow, chroma: Collection, ready: list[_Open], report: IngestReport) -> None:
+        """Steps 3 to 5 of the protocol for documents whose new chunks are all written."""
+        docs = [o.doc for o in ready]
+        kept = [c for doc in docs for c in doc.chunks if c.id in doc.restamped]
         self.store.update_metadata(chroma, [c.id for c in kept], [c.meta for c in kept])
-        self.catalog.commit(col.id, batch)
-        stale = [i for doc in batch for i in doc.stale_ids]
+        self.catalog.commit(col.id, docs)
+        stale = [i for doc in docs for i in doc.stale_ids]
         self.store.remove(chroma, stale)
         self.catalog.purge(col.id, stale)
-        report.chunks_added += len(fresh)
         report.chunks_deleted += len(stale)
-        report.files_new += new
-        report.files_changed += len(batch) - new
+        for item in ready:
+            if item.candidate.existing is None:
+                report.files_new += 1
+            else:
+                report.files_changed += 1
+            if item.notes:
+                report.files_partial.append(FileIssue(item.candidate.source, "; ".join(item.notes)))

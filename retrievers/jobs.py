@@ -1,9 +1,11 @@
 """Ingestion jobs of uploaded files, recorded in SQL so that any replica can report them.
 
 The replica that received an upload runs its job in a thread and writes its progress
-after every file; polling may reach any replica. A job whose replica died stops
+(files done, chunks written, the file being ingested) after every file and every
+batch of chunks; polling may reach any replica. A job whose replica died stops
 beating: after `STALE_AFTER_S` without progress it reads as failed, and uploading the
-files again is safe (ingestion is a sync: what was already indexed is not redone).
+files again is safe (ingestion is a sync: what was already indexed is not redone, and
+a large file resumes where it stopped).
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ class IngestJob:
     error: str | None
     created_at: datetime
     updated_at: datetime
+    chunks_written: int = 0  # by this job so far, the file being ingested included
+    current_file: str | None = None  # the file being ingested, while running
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -45,6 +49,8 @@ class IngestJob:
             "status": self.status,
             "files_total": self.files_total,
             "files_done": self.files_done,
+            "chunks_written": self.chunks_written,
+            "current_file": self.current_file,
             "reports": self.report or [],
             "error": self.error,
             "created_at": self.created_at.isoformat(),
@@ -90,13 +96,23 @@ class IngestJobs:
         return found
 
     def progress(
-        self, job_id: str, *, status: str, files_done: int, report: list[dict[str, Any]], error: str | None = None
+        self,
+        job_id: str,
+        *,
+        status: str,
+        files_done: int,
+        report: list[dict[str, Any]],
+        error: str | None = None,
+        chunks_written: int = 0,
+        current_file: str | None = None,
     ) -> None:
+        # The report column holds the running counts too: no schema change for them.
+        stored = {"files": report, "chunks_written": chunks_written, "current_file": current_file}
         with self._tx() as conn:
             conn.execute(
                 update(ingest_jobs)
                 .where(ingest_jobs.c.id == job_id)
-                .values(status=status, files_done=files_done, report=report, error=error, updated_at=_now())
+                .values(status=status, files_done=files_done, report=stored, error=error, updated_at=_now())
             )
 
     def get(self, job_id: str, user_id: str) -> IngestJob | None:
@@ -107,6 +123,7 @@ class IngestJobs:
             ).first()
         if row is None:
             return None
+        stored = row.report if isinstance(row.report, dict) else {"files": row.report}  # a list: written before
         job = IngestJob(
             row.id,
             row.collection,
@@ -114,10 +131,12 @@ class IngestJobs:
             row.status,
             row.files_total,
             row.files_done,
-            row.report,
+            stored.get("files"),
             row.error,
             _aware(row.created_at),
             _aware(row.updated_at),
+            int(stored.get("chunks_written") or 0),
+            stored.get("current_file"),
         )
         if job.status in ("queued", "running") and _now() - job.updated_at > timedelta(seconds=STALE_AFTER_S):
             return IngestJob(

@@ -5,7 +5,9 @@ citation shows ("Maintenance › Service intervals", "page 2", "row 14", "line 1
 and, where known, `heading`, `page`, `row` or `line_start`. Parsers work on bytes
 already read (and hashed) by the ingestor, so the text indexed is exactly the
 content whose hash is recorded. A document that cannot be parsed raises
-InputFileError naming the file and the reason.
+InputFileError naming the file and the reason; a part of it left out (a JSON Lines
+line that is not JSON, a record without text) is named in `notes`, never dropped
+silently. `check_size` refuses text over the limits before it is split.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from typing import Any
 from langchain_core.documents import Document
 
 from assistant.errors import InputFileError
+from retrievers.detect import text_encoding
 
-__all__ = ["HEADING_SEPARATOR", "ParseOptions", "parse"]
+__all__ = ["HEADING_SEPARATOR", "ParseOptions", "check_size", "clean_sections", "parse"]
 
 HEADING_SEPARATOR = " › "
 
@@ -32,15 +35,90 @@ HEADING_SEPARATOR = " › "
 @dataclass(frozen=True)
 class ParseOptions:
     json_text_field: str = "text"  # dotted path into each JSON record, e.g. "body" or "content.text"
+    # Bounds on one file's work: text over them is refused with the reason, never split.
+    max_file_chars: int = 2_000_000
+    max_line_chars: int = 100_000
 
 
 def _decode(path: Path, data: bytes) -> str:
+    codec = text_encoding(data)
     try:
-        return data.decode("utf-8-sig")
+        return data.decode(codec)
     except UnicodeDecodeError as exc:
+        name = "UTF-8" if codec == "utf-8-sig" else codec.upper().removesuffix("-LE").removesuffix("-BE")
         raise InputFileError(
-            str(path), f"is not valid UTF-8 (byte {exc.start}); re-save it as UTF-8 to index it"
+            str(path), f"is not valid {name} (byte {exc.start}); re-save it as UTF-8 to index it"
         ) from None
+
+
+def _numbers(found: list[int], most: int = 8) -> str:
+    """ "3, 7 and 12-15": runs of numbers as ranges, at most `most` of them named."""
+    runs: list[list[int]] = []
+    for n in found:
+        if runs and n == runs[-1][1] + 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    named: list[str] = []
+    for a, b in runs[:most]:
+        named.extend([f"{a}-{b}"] if b > a + 1 else [str(n) for n in range(a, b + 1)])
+    if len(runs) > most:
+        return f"{', '.join(named)} and {sum(b - a + 1 for a, b in runs[most:])} more"
+    return named[0] if len(named) == 1 else f"{', '.join(named[:-1])} and {named[-1]}"
+
+
+def _clean(text: str) -> str:
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates (a user loader's text): U+FFFD, as a decoder would
+        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
+
+
+def clean_sections(sections: list[Document]) -> list[Document]:
+    """Sections whose text and metadata every store and tokenizer take: no NUL characters
+    (PostgreSQL refuses them), no lone surrogates (nothing encodes them)."""
+    return [
+        Document(
+            page_content=_clean(s.page_content),
+            metadata={k: _clean(v) if isinstance(v, str) else v for k, v in s.metadata.items()},
+        )
+        for s in sections
+    ]
+
+
+def check_size(source: str, sections: list[Document], options: ParseOptions) -> None:
+    """Refuse a document whose text is over the limits, naming the file, the limit and the fix."""
+    total = sum(len(s.page_content) for s in sections)
+    if total > options.max_file_chars:
+        raise InputFileError(
+            source,
+            f"holds {total:,} characters of text, over the limit of {options.max_file_chars:,}; "
+            f"split it into smaller files, or raise ASSISTANT_MAX_FILE_CHARS",
+        )
+    for section in sections:
+        text = section.page_content
+        if len(text) <= options.max_line_chars:
+            continue
+        start, longest, at = 0, 0, 0
+        while start <= len(text):
+            end = text.find("\n", start)
+            end = len(text) if end < 0 else end
+            if end - start > longest:
+                longest, at = end - start, start
+            start = end + 1
+        if longest > options.max_line_chars:
+            where = str(section.metadata.get("location") or "")
+            line = section.metadata.get("line_start")
+            if isinstance(line, int):
+                where = f"line {line + text.count(chr(10), 0, at)}"
+            raise InputFileError(
+                source,
+                f"has a line of {longest:,} characters{f' ({where})' if where else ''}, over the limit of "
+                f"{options.max_line_chars:,}; break it into lines, or raise ASSISTANT_MAX_LINE_CHARS",
+            )
 
 
 def _section(text: str, location: str, **extra: object) -> Document:
@@ -89,32 +167,40 @@ class _HeadingSections:
         return _without_document_title(sections)
 
 
-def parse_text(path: Path, data: bytes, options: ParseOptions) -> list[Document]:
+def parse_text(path: Path, data: bytes, options: ParseOptions, notes: list[str]) -> list[Document]:
     return [_section(_decode(path, data), "", line_start=1)]
 
 
-_MD_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
+_MD_HEADING = re.compile(r"(#{1,6})\s+(\S.*)")  # its closing #s are cut in _md_title
 _FENCE = re.compile(r"^\s*(```|~~~)")
 
 
-def parse_markdown(path: Path, data: bytes, options: ParseOptions) -> list[Document]:
+def parse_markdown(path: Path, data: bytes, options: ParseOptions, notes: list[str]) -> list[Document]:
     out = _HeadingSections()
     in_fence = False
     for number, line in enumerate(_decode(path, data).splitlines(), start=1):
         if _FENCE.match(line):
             in_fence = not in_fence
-        match = None if in_fence else _MD_HEADING.match(line)
+        match = None if in_fence else _MD_HEADING.fullmatch(line)
         if match:
-            out.heading(len(match.group(1)), match.group(2).strip(), number + 1)
+            # The section's text starts with its heading line, so it starts on the heading's line.
+            out.heading(len(match.group(1)), _md_title(match.group(2)), number)
         else:
             out.lines.append(line)
     return out.done()
 
 
+def _md_title(rest: str) -> str:
+    # Done without a regular expression: `(.+?)\s*#*\s*$` backtracks for minutes on a
+    # heading padded with thousands of spaces.
+    title = rest.rstrip().rstrip("#").rstrip()
+    return title or rest.strip()[:1]
+
+
 _RST_ADORNMENT = re.compile(r"^([=\-`:'\"~^_*+#<>.])\1{2,}\s*$")
 
 
-def parse_rst(path: Path, data: bytes, options: ParseOptions) -> list[Document]:
+def parse_rst(path: Path, data: bytes, options: ParseOptions, notes: list[str]) -> list[Document]:
     """reStructuredText titles: a line underlined (and maybe overlined) by one repeated
     punctuation character; levels follow the order in which styles first appear."""
     lines = _decode(path, data).splitlines()
@@ -132,7 +218,8 @@ def parse_rst(path: Path, data: bytes, options: ParseOptions) -> list[Document]:
             style = (match.group(1), over)
             if style not in styles:
                 styles.append(style)
-            out.heading(styles.index(style) + 1, title, title_at + 3)
+            # Its text is the title, then the lines after the underline: numbered from there.
+            out.heading(styles.index(style) + 1, title, title_at + 2)
             index = title_at + 2
             continue
         if not _RST_ADORNMENT.match(line):
@@ -175,7 +262,7 @@ def _defines(term: Any) -> bool:
     return nested is None or definition.find("p") is not None
 
 
-def parse_html(path: Path, data: bytes, options: ParseOptions) -> list[Document]:
+def parse_html(path: Path, data: bytes, options: ParseOptions, notes: list[str]) -> list[Document]:
     from bs4 import BeautifulSoup, XMLParsedAsHTMLWarning
 
     with warnings.catch_warnings():
@@ -238,7 +325,7 @@ def _without_document_title(sections: list[Document]) -> list[Document]:
     return sections
 
 
-def parse_pdf(path: Path, data: bytes, options: ParseOptions) -> list[Document]:
+def parse_pdf(path: Path, data: bytes, options: ParseOptions, notes: list[str]) -> list[Document]:
     from pypdf import PdfReader
     from pypdf.errors import FileNotDecryptedError, PdfReadError
 
@@ -266,7 +353,7 @@ def parse_pdf(path: Path, data: bytes, options: ParseOptions) -> list[Document]:
     return sections
 
 
-def parse_docx(path: Path, data: bytes, options: ParseOptions) -> list[Document]:
+def parse_docx(path: Path, data: bytes, options: ParseOptions, notes: list[str]) -> list[Document]:
     import zipfile
 
     from docx import Document as open_docx
@@ -308,8 +395,9 @@ def _docx_heading_level(style: str) -> int:
     return int(match.group(1)) if match else 0
 
 
-def parse_csv(path: Path, data: bytes, options: ParseOptions) -> list[Document]:
-    """One section per row, each written as "column: value" lines so the header stays with it."""
+def parse_csv(path: Path, data: bytes, options: ParseOptions, notes: list[str]) -> list[Document]:
+    """One section per row, each written as "column: value" lines so the header stays with it;
+    cells beyond the header are kept as "column N: value"."""
     text = _decode(path, data)
     try:
         dialect: Any = csv.Sniffer().sniff(text[:4096], delimiters=",;\t|")
@@ -324,23 +412,61 @@ def parse_csv(path: Path, data: bytes, options: ParseOptions) -> list[Document]:
     header = [h.strip() or f"column {i}" for i, h in enumerate(rows[0], start=1)]
     sections = []
     for number, row in enumerate(rows[1:], start=1):
-        pairs = [f"{name}: {value.strip()}" for name, value in zip(header, row, strict=False) if value.strip()]
+        # A row with more cells than the header keeps them, named by position.
+        names = header + [f"column {i}" for i in range(len(header) + 1, len(row) + 1)]
+        pairs = [f"{name}: {value.strip()}" for name, value in zip(names, row, strict=False) if value.strip()]
         if pairs:
             sections.append(_section("\n".join(pairs), f"row {number}", row=number))
     return sections
 
 
+_MISSING = object()
+
+
 def _field(record: Any, dotted: str) -> Any:
     for part in dotted.split("."):
         if not isinstance(record, dict) or part not in record:
-            return None
+            return _MISSING
         record = record[part]
     return record
 
 
-def _records(path: Path, records: list[tuple[int, Any]], field: str, unit: str) -> list[Document]:
+def _what(value: Any) -> str:
+    """What a record holds where text was expected, for messages."""
+    if value is _MISSING:
+        return "missing"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "a number"
+    if value is None:
+        return "null"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return "empty text"
+
+
+def _where(unit: str, found: list[int]) -> str:
+    return f"{unit}{'s' if len(found) > 1 else ''} {_numbers(found)}"
+
+
+def _left_out(field: str, unit: str, without: dict[str, list[int]]) -> str:
+    """ "field 'text' holds a number, not text, in records 1-3; it is missing in record 4" """
+    parts = [
+        f"is missing in {_where(unit, found)}"
+        if what == "missing"
+        else f"holds {what}, not text, in {_where(unit, found)}"
+        for what, found in without.items()
+    ]
+    return f"field {field!r} " + "; it ".join(parts)
+
+
+def _records(path: Path, records: list[tuple[int, Any]], field: str, unit: str, notes: list[str]) -> list[Document]:
     sections = []
     keys: set[str] = set()
+    without: dict[str, list[int]] = {}
     for number, record in records:
         value = _field(record, field)
         if isinstance(record, dict):
@@ -350,28 +476,42 @@ def _records(path: Path, records: list[tuple[int, Any]], field: str, unit: str) 
             title = record.get("title") if isinstance(record, dict) else None
             location = f"{title}" if isinstance(title, str) and title.strip() else f"{unit} {number}"
             sections.append(_section(value.strip(), location, **extra))
+        else:
+            without.setdefault(_what(value), []).append(number)
+    seen = ", ".join(sorted(keys)[:12]) or "none: the records are not objects"
     if records and not sections:
-        seen = ", ".join(sorted(keys)[:12]) or "none: the records are not objects"
-        raise InputFileError(
-            str(path),
-            f"no record has a text field {field!r} (fields seen: {seen}); "
-            f"set ASSISTANT_JSON_TEXT_FIELD to the field that holds the text",
-        )
+        if set(without) == {"missing"}:
+            problem = f"no record has a text field {field!r} (fields seen: {seen})"
+        else:
+            problem = f"no record has text: {_left_out(field, unit, without)} (fields seen: {seen})"
+        raise InputFileError(str(path), f"{problem}; set ASSISTANT_JSON_TEXT_FIELD to the field that holds the text")
+    if without:
+        skipped = sorted(n for found in without.values() for n in found)
+        notes.append(f"{_where(unit, skipped)} left out: {_left_out(field, unit, without)}")
     return sections
 
 
-def parse_json(path: Path, data: bytes, options: ParseOptions) -> list[Document]:
+def _too_deep(path: Path) -> InputFileError:
+    return InputFileError(
+        str(path), "is JSON nested too deeply to read (over about 900 levels); flatten it to index it"
+    )
+
+
+def parse_json(path: Path, data: bytes, options: ParseOptions, notes: list[str]) -> list[Document]:
     try:
         value = json.loads(_decode(path, data))
     except json.JSONDecodeError as exc:
         raise InputFileError(str(path), f"is not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    except RecursionError:
+        raise _too_deep(path) from None
     records = value if isinstance(value, list) else [value]
-    return _records(path, list(enumerate(records, start=1)), options.json_text_field, "record")
+    return _records(path, list(enumerate(records, start=1)), options.json_text_field, "record", notes)
 
 
-def parse_jsonl(path: Path, data: bytes, options: ParseOptions) -> list[Document]:
+def parse_jsonl(path: Path, data: bytes, options: ParseOptions, notes: list[str]) -> list[Document]:
     records: list[tuple[int, Any]] = []
     bad: list[int] = []
+    deep: list[int] = []
     for number, line in enumerate(_decode(path, data).splitlines(), start=1):
         if not line.strip():
             continue
@@ -379,12 +519,19 @@ def parse_jsonl(path: Path, data: bytes, options: ParseOptions) -> list[Document
             records.append((number, json.loads(line)))
         except json.JSONDecodeError:
             bad.append(number)
-    if bad and not records:
-        raise InputFileError(str(path), f"is not JSON Lines (line {bad[0]} is not JSON)")
-    return _records(path, records, options.json_text_field, "line")
+        except RecursionError:
+            deep.append(number)
+    problems = [f"{_where('line', bad)} {'are' if len(bad) > 1 else 'is'} not valid JSON"] if bad else []
+    if deep:
+        problems.append(f"{_where('line', deep)} {'are' if len(deep) > 1 else 'is'} nested too deeply to read")
+    if problems and not records:
+        raise InputFileError(str(path), f"is not JSON Lines: {'; '.join(problems)}")
+    if problems:
+        notes.append(f"{'; '.join(problems)}; left out")
+    return _records(path, records, options.json_text_field, "line", notes)
 
 
-PARSERS: dict[str, Callable[[Path, bytes, ParseOptions], list[Document]]] = {
+PARSERS: dict[str, Callable[[Path, bytes, ParseOptions, list[str]], list[Document]]] = {
     "txt": parse_text,
     "md": parse_markdown,
     "rst": parse_rst,
@@ -397,6 +544,7 @@ PARSERS: dict[str, Callable[[Path, bytes, ParseOptions], list[Document]]] = {
 }
 
 
-def parse(kind: str, path: Path, data: bytes, options: ParseOptions) -> list[Document]:
-    """Sections of one document of a known kind (see retrievers.detect)."""
-    return PARSERS[kind](path, data, options)
+def parse(kind: str, path: Path, data: bytes, options: ParseOptions, notes: list[str] | None = None) -> list[Document]:
+    """Sections of one document of a known kind (see retrievers.detect); parts left out
+    are described in `notes`."""
+    return PARSERS[kind](path, data, options, notes if notes is not None else [])

@@ -9,8 +9,8 @@ __all__ = ["FileIssue", "IngestProgress", "IngestReport"]
 
 @dataclass(frozen=True)
 class FileIssue:
-    path: str
-    reason: str
+    path: str  # as cited: relative to the folder ingested
+    reason: str  # what was seen, and what to do
 
 
 @dataclass
@@ -23,11 +23,13 @@ class IngestReport:
     files_removed: int = 0
     files_skipped: list[FileIssue] = field(default_factory=list)  # not a document type we read
     files_failed: list[FileIssue] = field(default_factory=list)  # a document, but it could not be indexed
+    files_partial: list[FileIssue] = field(default_factory=list)  # indexed, but parts of it were left out
     chunks_added: int = 0
     chunks_deleted: int = 0
     chunks_total: int = 0
     seconds: float = 0.0
-    recovered: int = 0  # chunks of an interrupted earlier run that were cleaned up
+    recovered: int = 0  # chunks of an interrupted earlier run, cleaned up or kept to resume
+    chunks_resumed: int = 0  # chunks an interrupted earlier run had written, not embedded again
 
     @property
     def files_added(self) -> int:
@@ -42,7 +44,9 @@ class IngestReport:
         return (
             f"{self.collection}: files {self.files_new} new, {self.files_changed} changed, "
             f"{self.files_unchanged} unchanged, {self.files_moved} moved, {self.files_removed} removed, "
-            f"{len(self.files_failed)} failed, {len(self.files_skipped)} skipped; chunks {self.chunks_added} added, "
+            f"{len(self.files_failed)} failed, {len(self.files_skipped)} skipped"
+            f"{f', {len(self.files_partial)} partly indexed' if self.files_partial else ''}; "
+            f"chunks {self.chunks_added} added, "
             f"{self.chunks_deleted} deleted, {self.chunks_total} in the collection; {self.seconds:.1f}s"
         )
 
@@ -57,14 +61,22 @@ class IngestReport:
                 "removed": self.files_removed,
                 "failed": [issue.__dict__ for issue in self.files_failed],
                 "skipped": [issue.__dict__ for issue in self.files_skipped],
+                "partial": [issue.__dict__ for issue in self.files_partial],
             },
-            "chunks": {"added": self.chunks_added, "deleted": self.chunks_deleted, "total": self.chunks_total},
+            "chunks": {
+                "added": self.chunks_added,
+                "deleted": self.chunks_deleted,
+                "total": self.chunks_total,
+                "resumed": self.chunks_resumed,
+            },
             "seconds": round(self.seconds, 3),
         }
 
 
 @dataclass(frozen=True)
 class IngestProgress:
+    """Sent after each file and after each batch of chunks written (a large file sends several)."""
+
     files_done: int
     files_total: int  # files to parse and embed in this run (new and changed)
     chunks_added: int

@@ -63,7 +63,7 @@ def test_a_question_outside_the_documents_goes_to_the_large_model_and_is_audited
     assert call.message_id == stored.id and call.reason == reply.reason
     assert call.prompt_tokens > 0 and call.completion_tokens > 0
     sent = call.request["messages"]
-    assert [m["role"] for m in sent] == ["system", "user"] and sent[-1]["content"] == OUTSIDE
+    assert [m["role"] for m in sent] == ["system", "user"] and sent[-1]["content"].endswith(f"Question: {OUTSIDE}")
 
 
 def test_only_the_standalone_question_passages_and_for_a_follow_up_the_last_exchange_are_sent(
@@ -76,8 +76,9 @@ def test_only_the_standalone_question_passages_and_for_a_follow_up_the_last_exch
     bot.ask(INSIDE, user_id="u", session_id="s", collection="handbook", route="large")
     sent = bot.escalations("u", "s")[0].request["messages"]
     assert [m["role"] for m in sent] == ["system", "user"]
-    assert sent[-1]["content"] == INSIDE
-    assert "5555" in sent[0]["content"]  # the cited passage travels in the system message
+    assert sent[-1]["content"].endswith(f"</documents>\n\nQuestion: {INSIDE}")
+    # The passages travel as quoted data in the user's message, never with the system role's authority.
+    assert "5555" in sent[-1]["content"].split("</documents>")[0] and "5555" not in sent[0]["content"]
     assert "X200" not in json.dumps(sent)  # earlier turns do not
 
     reply = bot.ask("And how long is its warranty?", user_id="u", session_id="s", collection="handbook", route="large")
@@ -85,7 +86,7 @@ def test_only_the_standalone_question_passages_and_for_a_follow_up_the_last_exch
     history = bot.history("u", "s")
     assert [m["role"] for m in sent] == ["system", "user", "assistant", "user"]
     assert [m["content"] for m in sent[1:3]] == [history[-4].content, history[-3].content]  # only the last exchange
-    assert sent[-1]["content"] == reply.standalone_question
+    assert sent[-1]["content"].endswith(f"Question: {reply.standalone_question}")
     earlier = {m.content for m in history[:4]}  # the first two exchanges
     assert not earlier & {m["content"] for m in sent}
 

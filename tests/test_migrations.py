@@ -165,3 +165,54 @@ def test_processes_starting_together_on_a_fresh_database_all_succeed(tmp_path: P
     engine = create_memory_engine(url)
     assert current_revision(engine) == head_revision()
     assert len(SQLMemory(engine).sessions("u")) == 4
+
+
+def test_upgrade_to_roles_keeps_keys_and_scopes_private_collections(empty_engine: Engine) -> None:
+    """0009: existing keys become "user" keys; a private collection is stored under its
+    owner's scope (its jobs follow it) and its owner may write it; shared ones are unchanged."""
+    from memory.db import Database
+    from memory.keys import KeyStore
+    from retrievers.naming import is_private_name, private_name, shown_name
+
+    upgrade(empty_engine, "0008")
+    at = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
+    collections = table(
+        "collections",
+        *(column(c) for c in ("id", "name", "chroma_name", "generation", "owner")),
+        column("embedder", JSON),
+        column("created_at", DateTime(timezone=True)),
+        column("updated_at", DateTime(timezone=True)),
+    )
+    jobs = table(
+        "ingest_jobs",
+        *(column(c) for c in ("id", "collection", "user_id", "status", "files_total", "files_done")),
+        column("created_at", DateTime(timezone=True)),
+        column("updated_at", DateTime(timezone=True)),
+    )
+    keys = table("api_keys", *(column(c) for c in ("user_id", "name", "prefix", "secret_hash")), column("created_at"))
+    embedder = {"name": "e", "dimension": 3, "normalized": True, "spec": None}
+    with empty_engine.begin() as conn:
+        for n, (name, owner) in enumerate([("notes", "alice"), ("handbook", None)], start=1):
+            conn.execute(
+                insert(collections).values(
+                    id=n, name=name, chroma_name=f"{name}.abc", generation=1, owner=owner, embedder=embedder,
+                    created_at=at, updated_at=at,
+                )
+            )  # fmt: skip
+        conn.execute(
+            insert(jobs).values(
+                id="j1", collection="notes", user_id="alice", status="done", files_total=1, files_done=1,
+                created_at=at, updated_at=at,
+            )
+        )  # fmt: skip
+        conn.execute(insert(keys).values(user_id="alice", name="", prefix="ak_x", secret_hash="h" * 64, created_at=at))
+
+    upgrade(empty_engine)
+    with empty_engine.connect() as conn:
+        rows = {r.id: r for r in conn.execute(text("SELECT id, name, owner, created_by FROM collections"))}
+        job_collection = conn.scalar(text("SELECT collection FROM ingest_jobs WHERE id = 'j1'"))
+    assert rows[1].name == private_name("notes", "alice") and is_private_name(rows[1].name)
+    assert shown_name(rows[1].name) == "notes" and (rows[1].owner, rows[1].created_by) == ("alice", "alice")
+    assert (rows[2].name, rows[2].owner, rows[2].created_by) == ("handbook", None, None)
+    assert job_collection == rows[1].name
+    assert [k.role for k in KeyStore(Database(empty_engine)).list()] == ["user"]

@@ -3,10 +3,19 @@
     app = create_app(Assistant.from_settings())     # then: uvicorn, or `assistant serve`
 
 Every request but /health and /ready needs `Authorization: Bearer <key>` (see
-memory.keys) and acts as the key's user: sessions and facts of another user are
-answered 404, as if they did not exist. The app keeps no state of its own: sessions,
-keys and request counts are in the SQL database, vectors in Chroma, so any number of
-replicas can serve the same users.
+memory.keys) and acts as the key's user: sessions, facts and private collections of
+another user are answered 404, as if they did not exist. A user calls a collection by
+its name; their own private one wins over a shared one of the same name. Any key
+reads the shared collections; writing one (upload, delete) takes the key of the user
+who created it or an admin key, else 403.
+
+Bodies are read by `_json_body`: too large (413), nested too deep, not JSON, or holding
+a NUL character or a lone surrogate anywhere (400) are refused before anything else
+runs. Every error, an unexpected one included, is an OpenAI error body with the
+request id, and leaves the connection usable.
+
+The app keeps no state of its own: sessions, keys and request counts are in the SQL
+database, vectors in Chroma, so any number of replicas can serve the same users.
 
 The in-process llama.cpp model answers one turn at a time (its adapter holds a lock
 for a whole generation). Turns are admitted up to `max_pending` at once; one more gets
@@ -20,6 +29,7 @@ complete answer, and the model's lock is never left held by an abandoned stream.
 
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -31,19 +41,26 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from assistant.core import Assistant
-from assistant.errors import AssistantError
+from assistant.errors import AssistantError, InvalidInputError
 from assistant.server.completions import ChatRequest, completion, new_completion_id, session_of
 from assistant.server.errors import ApiError, from_assistant_error
 from assistant.server.turns import Admission, Turn, sse
 from assistant.server.uploads import safe_file_name, start_ingest_job
 from memory.keys import KeyInfo
-from retrievers.jobs import IngestJobs
+from memory.store import check_text
+from retrievers.catalog import CollectionInfo
+from retrievers.jobs import IngestJob, IngestJobs
+from retrievers.naming import shown_name
 
 __all__ = ["ServerOptions", "create_app"]
 
 log = logging.getLogger("assistant.server")
+
+MAX_JSON_DEPTH = 64  # arrays and objects inside one another; a chat request needs about 5
 
 
 @dataclass(frozen=True)
@@ -83,8 +100,20 @@ def create_app(bot: Assistant, options: ServerOptions | None = None) -> FastAPI:
                 f"The request body has {length} bytes; the limit is {limit}.",
                 code="body_too_large",
             ).response(request_id)
+        elif "\x00" in request.url.path:  # a NUL is no part of any name or id we keep
+            response = ApiError(400, "The path holds a NUL character (%00); remove it.", code="invalid_value").response(
+                request_id
+            )
         else:
-            response = await call_next(request)
+            try:
+                response = await call_next(request)
+            except Exception:
+                # Our bug, not the caller's: still an OpenAI error with the request id, and the
+                # connection stays open (an exception escaping the app makes uvicorn drop it).
+                log.exception("%s: the request failed", request_id)
+                response = ApiError(
+                    500, f"Internal error; report request id {request_id}.", kind="server_error", code="internal_error"
+                ).response(request_id)
             response.headers["X-Request-Id"] = request_id
         log.info(
             "%s %s %s %d %.0fms",
@@ -107,6 +136,13 @@ def create_app(bot: Assistant, options: ServerOptions | None = None) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         return _invalid(exc.errors()).response(request.state.request_id)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Unknown routes, wrong methods, malformed multipart bodies: the same error shape.
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "invalid_request")
+        error = ApiError(exc.status_code, str(exc.detail), code=code, headers=dict(exc.headers or {}))
+        return error.response(request.state.request_id)
 
     def caller(request: Request) -> KeyInfo:
         header = request.headers.get("authorization", "")
@@ -143,7 +179,7 @@ def create_app(bot: Assistant, options: ServerOptions | None = None) -> FastAPI:
             "object": "list",
             "data": [
                 {"id": name, "object": "model", "created": 0, "owned_by": "assistant"}
-                for name in bot.collections(visible_to=key.user_id)
+                for name in sorted(_collections_of(bot, key))
             ],
         }
 
@@ -154,7 +190,8 @@ def create_app(bot: Assistant, options: ServerOptions | None = None) -> FastAPI:
             chat = ChatRequest.model_validate(body)
         except ValidationError as exc:
             raise _invalid(exc.errors()) from None
-        if chat.model not in bot.collections(visible_to=key.user_id):
+        collection = _collections_of(bot, key).get(chat.model)
+        if collection is None:
             raise ApiError(
                 404,
                 f"The model '{chat.model}' does not exist; GET /v1/models lists the collections you can ask.",
@@ -175,7 +212,7 @@ def create_app(bot: Assistant, options: ServerOptions | None = None) -> FastAPI:
         admission.enter()
         turn = Turn(
             lambda: bot.stream(
-                question, user_id=key.user_id, session_id=session_id, collection=chat.model, route=chat.route
+                question, user_id=key.user_id, session_id=session_id, collection=collection, route=chat.route
             ),
             admission,
         )
@@ -196,32 +233,39 @@ def create_app(bot: Assistant, options: ServerOptions | None = None) -> FastAPI:
 
     @app.get("/v1/collections")
     def list_collections(key: Caller) -> dict[str, Any]:
-        return {"data": [_collection_json(bot, name) for name in bot.collections(visible_to=key.user_id)]}
+        return {"data": [_collection_json(bot, stored, key) for stored in _collections_of(bot, key).values()]}
 
     @app.post("/v1/collections", status_code=201)
-    def create_collection(spec: NewCollection, key: Caller) -> dict[str, Any]:
-        bot.create_collection(spec.name, local_only=spec.local_only, owner=key.user_id if spec.private else None)
-        return _collection_json(bot, spec.name)
+    async def create_collection(request: Request, key: Caller) -> dict[str, Any]:
+        body = await _json_body(request, opts.max_body_bytes)
+        try:
+            spec = NewCollection.model_validate(body)
+        except ValidationError as exc:
+            raise _invalid(exc.errors()) from None
+
+        def create() -> dict[str, Any]:
+            info = bot.create_collection(
+                spec.name,
+                local_only=spec.local_only,
+                owner=key.user_id if spec.private else None,
+                created_by=key.user_id,
+            )
+            return _collection_json(bot, info.name, key)
+
+        return await run_in_threadpool(create)
 
     @app.get("/v1/collections/{name}")
     def describe_collection(name: str, key: Caller) -> dict[str, Any]:
-        return _collection_json(bot, _visible(bot, name, key))
+        return _collection_json(bot, _visible(bot, name, key), key)
 
     @app.delete("/v1/collections/{name}")
     def delete_collection(name: str, key: Caller) -> dict[str, Any]:
-        info = bot.describe_collection(_visible(bot, name, key))
-        if info.owner != key.user_id:
-            raise ApiError(
-                403,
-                f"Collection '{name}' is shared: delete it with the CLI (assistant collections delete {name}).",
-                code="forbidden",
-            )
-        bot.delete_collection(name)
+        bot.delete_collection(_writable(bot, name, key))
         return {"deleted": name}
 
     @app.post("/v1/collections/{name}/files", status_code=202)
     async def upload_files(name: str, request: Request, key: Caller) -> dict[str, Any]:
-        _visible(bot, name, key)
+        collection = await run_in_threadpool(_writable, bot, name, key)
         if not request.headers.get("content-type", "").startswith("multipart/form-data"):
             raise ApiError(415, "Upload files as multipart/form-data, field 'files'.", code="unsupported_media_type")
         form = await request.form(max_files=opts.max_upload_files)
@@ -229,20 +273,21 @@ def create_app(bot: Assistant, options: ServerOptions | None = None) -> FastAPI:
         for item in form.getlist("files"):
             if isinstance(item, str):
                 raise ApiError(400, "Field 'files' must hold files, not text.", code="invalid_value", param="files")
+            check_text("file name", item.filename or "")
             files[safe_file_name(item.filename)] = await item.read()
         if not files:
             raise ApiError(
                 400, "No file uploaded: send them in the field 'files'.", code="invalid_value", param="files"
             )
-        job = start_ingest_job(bot, jobs, name, key.user_id, files)
-        return {"job": job.to_dict()}
+        job = start_ingest_job(bot, jobs, collection, key.user_id, files)
+        return {"job": _job_json(job)}
 
     @app.get("/v1/jobs/{job_id}")
     def ingest_job(job_id: str, key: Caller) -> dict[str, Any]:
         job = jobs.get(job_id, key.user_id)
         if job is None:
             raise ApiError(404, f"No ingestion job '{job_id}'.", code="not_found")
-        return {"job": job.to_dict()}
+        return {"job": _job_json(job)}
 
     @app.get("/v1/sessions")
     def list_sessions(key: Caller) -> dict[str, Any]:
@@ -303,10 +348,48 @@ async def _json_body(request: Request, limit: int) -> Any:
         raw.extend(part)
         if len(raw) > limit:
             raise ApiError(413, f"The request body is over the limit of {limit} bytes.", code="body_too_large")
+    if _too_deep(bytes(raw), MAX_JSON_DEPTH):
+        raise ApiError(400, f"The body nests arrays and objects more than {MAX_JSON_DEPTH} deep.", code="invalid_json")
     try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        body = json.loads(raw)
+    except ValueError as exc:  # not JSON, not UTF-8, or a number of more than 4300 digits
         raise ApiError(400, f"The body is not valid JSON ({exc}).", code="invalid_json") from None
+    _check_strings(body)
+    return body
+
+
+# A JSON string, or the rest of the text from an unclosed one, matched without backtracking.
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\[\s\S][^"\\]*)*(?:"|\\?\Z)')
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def _too_deep(raw: bytes, limit: int) -> bool:
+    """Whether JSON text nests arrays and objects deeper than `limit`, told without parsing it:
+    json.loads recurses once a level, and a few KB of brackets make it raise RecursionError."""
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False
+    depth = 0
+    for byte in _JSON_STRING.sub(b"", raw).translate(None, _NOT_BRACKETS):
+        depth += 1 if byte in b"[{" else -1
+        if depth > limit:
+            return True
+    return False
+
+
+def _check_strings(value: Any, where: str = "") -> None:
+    """A 400 naming the first string (or key) holding a NUL or a lone surrogate (see check_text)."""
+    try:
+        if isinstance(value, str):
+            check_text(where or "body", value)
+        elif isinstance(value, dict):
+            for name, item in value.items():
+                check_text(f"a key in {where or 'the body'}", name)  # not the key itself: it cannot be shown
+                _check_strings(item, f"{where}.{name}" if where else name)
+        elif isinstance(value, list):
+            for n, item in enumerate(value):
+                _check_strings(item, f"{where}.{n}" if where else str(n))
+    except InvalidInputError as exc:
+        raise ApiError(400, str(exc), code="invalid_value", param=where or None) from None
 
 
 def _invalid(errors: Any) -> ApiError:
@@ -319,16 +402,53 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
+def _collections_of(bot: Assistant, key: KeyInfo) -> dict[str, str]:
+    """The collections the key's user sees, by the name they call them (value: as stored).
+    Their own private collection wins over a shared one of the same name."""
+    found: dict[str, str] = {}
+    for stored in bot.collections(visible_to=key.user_id):
+        shown = shown_name(stored)
+        if stored != shown or shown not in found:
+            found[shown] = stored
+    return found
+
+
 def _visible(bot: Assistant, name: str, key: KeyInfo) -> str:
-    """The collection's name if the key's user may see it; otherwise 404, as if it did not exist."""
-    if name not in bot.collections(visible_to=key.user_id):
+    """The stored name of the collection the key's user calls `name`; otherwise 404, exactly
+    as for a name nobody holds (another user's private collection is not told apart)."""
+    stored = _collections_of(bot, key).get(name)
+    if stored is None:
         raise ApiError(404, f"No collection '{name}'.", code="not_found")
-    return name
+    return stored
 
 
-def _collection_json(bot: Assistant, name: str) -> dict[str, Any]:
-    info = bot.describe_collection(name)
-    return _jsonable(asdict(info))
+def _may_write(info: CollectionInfo, key: KeyInfo) -> bool:
+    return key.is_admin or key.user_id in (info.owner, info.created_by)
+
+
+def _writable(bot: Assistant, name: str, key: KeyInfo) -> str:
+    """As `_visible`, and a 403 unless the key may change the collection."""
+    stored = _visible(bot, name, key)
+    if not _may_write(bot.describe_collection(stored), key):
+        raise ApiError(
+            403,
+            f"You may read collection '{name}' but not change it: only the user who created it, "
+            "or an admin key (assistant keys create --role admin), may upload to it or delete it.",
+            kind="permission_error",
+            code="forbidden",
+        )
+    return stored
+
+
+def _collection_json(bot: Assistant, stored: str, key: KeyInfo) -> dict[str, Any]:
+    info = bot.describe_collection(stored)
+    shown = {**asdict(info), "name": shown_name(stored), "writable": _may_write(info, key)}
+    del shown["created_by"]  # another user's id is theirs to tell
+    return _jsonable(shown)
+
+
+def _job_json(job: IngestJob) -> dict[str, Any]:
+    return {**job.to_dict(), "collection": shown_name(job.collection)}
 
 
 def _readiness(bot: Assistant) -> dict[str, str]:

@@ -20,6 +20,7 @@ from assistant.errors import (
     UnknownFactError,
     UnknownSessionError,
 )
+from retrievers.naming import shown_name
 
 __all__ = ["ApiError", "from_assistant_error"]
 
@@ -65,7 +66,13 @@ class ApiError(Exception):
 def from_assistant_error(exc: AssistantError) -> ApiError:
     """The HTTP status of each error the framework raises on purpose."""
     if isinstance(exc, UnknownCollectionError):
-        return ApiError(404, str(exc), code="model_not_found", param="model")
+        # Not str(exc): it lists every collection, other users' private ones included.
+        return ApiError(
+            404,
+            f"The collection '{shown_name(exc.collection)}' does not exist; GET /v1/models lists yours.",
+            code="model_not_found",
+            param="model",
+        )
     if isinstance(exc, (UnknownSessionError, UnknownFactError)):
         return ApiError(404, str(exc), code="not_found")
     if isinstance(exc, CollectionExistsError):
