@@ -184,9 +184,13 @@ def test_a_large_file_is_written_in_batches_renewing_the_lock(tmp_path: Path) ->
     assert index_content(small, "big")
 
 
-def test_an_upload_job_reports_progress_while_it_runs(tmp_path: Path) -> None:
+def test_an_upload_job_reports_progress_while_it_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from assistant.server import uploads
     from assistant.server.uploads import start_ingest_job
 
+    # Every batch's progress is written (the server writes at most one a second, and on a fast
+    # machine the whole file takes less than that).
+    monkeypatch.setattr(uploads, "PROGRESS_EVERY_S", 0.0)
     small = Assistant.from_settings(Settings(data_dir=tmp_path / "state", embedding_batch_size=2))
     small.index.create("uploads")
     seen: list[IngestJob] = []
