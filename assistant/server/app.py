@@ -9,7 +9,7 @@ its name; their own private one wins over a shared one of the same name. Any key
 reads the shared collections; writing one (upload, delete) takes the key of the user
 who created it or an admin key, else 403.
 
-Bodies are read by `_json_body`: too large (413), nested too deep, not JSON, or holding
+Bodies are read by `server.body.read_json_body`: too large (413), nested too deep, not JSON, or holding
 a NUL character or a lone surrogate anywhere (400) are refused before anything else
 runs. Every error, an unexpected one included, is an OpenAI error body with the
 request id, and leaves the connection usable.
@@ -29,7 +29,6 @@ complete answer, and the model's lock is never left held by an abandoned stream.
 
 import json
 import logging
-import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -45,7 +44,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from assistant.core import Assistant
-from assistant.errors import AssistantError, InvalidInputError
+from assistant.errors import AssistantError
+from assistant.server.body import read_json_body
 from assistant.server.completions import ChatRequest, completion, new_completion_id, session_of
 from assistant.server.errors import ApiError, from_assistant_error
 from assistant.server.turns import Admission, Turn, sse
@@ -59,8 +59,6 @@ from retrievers.naming import shown_name
 __all__ = ["ServerOptions", "create_app"]
 
 log = logging.getLogger("assistant.server")
-
-MAX_JSON_DEPTH = 64  # arrays and objects inside one another; a chat request needs about 5
 
 
 @dataclass(frozen=True)
@@ -185,7 +183,7 @@ def create_app(bot: Assistant, options: ServerOptions | None = None) -> FastAPI:
 
     @app.post("/v1/chat/completions", response_model=None)
     async def chat_completions(request: Request, key: Caller) -> Response:
-        body = await _json_body(request, opts.max_body_bytes)
+        body = await read_json_body(request, opts.max_body_bytes)
         try:
             chat = ChatRequest.model_validate(body)
         except ValidationError as exc:
@@ -237,7 +235,7 @@ def create_app(bot: Assistant, options: ServerOptions | None = None) -> FastAPI:
 
     @app.post("/v1/collections", status_code=201)
     async def create_collection(request: Request, key: Caller) -> dict[str, Any]:
-        body = await _json_body(request, opts.max_body_bytes)
+        body = await read_json_body(request, opts.max_body_bytes)
         try:
             spec = NewCollection.model_validate(body)
         except ValidationError as exc:
@@ -335,61 +333,6 @@ def create_app(bot: Assistant, options: ServerOptions | None = None) -> FastAPI:
         return resources.files("assistant.server").joinpath("chat.html").read_text(encoding="utf-8")
 
     return app
-
-
-async def _json_body(request: Request, limit: int) -> Any:
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if kind != "application/json":
-        raise ApiError(
-            415, f"Content-Type must be application/json, got '{kind or 'none'}'.", code="unsupported_media_type"
-        )
-    raw = bytearray()
-    async for part in request.stream():  # a chunked body has no Content-Length to check up front
-        raw.extend(part)
-        if len(raw) > limit:
-            raise ApiError(413, f"The request body is over the limit of {limit} bytes.", code="body_too_large")
-    if _too_deep(bytes(raw), MAX_JSON_DEPTH):
-        raise ApiError(400, f"The body nests arrays and objects more than {MAX_JSON_DEPTH} deep.", code="invalid_json")
-    try:
-        body = json.loads(raw)
-    except ValueError as exc:  # not JSON, not UTF-8, or a number of more than 4300 digits
-        raise ApiError(400, f"The body is not valid JSON ({exc}).", code="invalid_json") from None
-    _check_strings(body)
-    return body
-
-
-# A JSON string, or the rest of the text from an unclosed one, matched without backtracking.
-_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\[\s\S][^"\\]*)*(?:"|\\?\Z)')
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
-
-
-def _too_deep(raw: bytes, limit: int) -> bool:
-    """Whether JSON text nests arrays and objects deeper than `limit`, told without parsing it:
-    json.loads recurses once a level, and a few KB of brackets make it raise RecursionError."""
-    if raw.count(b"[") + raw.count(b"{") <= limit:
-        return False
-    depth = 0
-    for byte in _JSON_STRING.sub(b"", raw).translate(None, _NOT_BRACKETS):
-        depth += 1 if byte in b"[{" else -1
-        if depth > limit:
-            return True
-    return False
-
-
-def _check_strings(value: Any, where: str = "") -> None:
-    """A 400 naming the first string (or key) holding a NUL or a lone surrogate (see check_text)."""
-    try:
-        if isinstance(value, str):
-            check_text(where or "body", value)
-        elif isinstance(value, dict):
-            for name, item in value.items():
-                check_text(f"a key in {where or 'the body'}", name)  # not the key itself: it cannot be shown
-                _check_strings(item, f"{where}.{name}" if where else name)
-        elif isinstance(value, list):
-            for n, item in enumerate(value):
-                _check_strings(item, f"{where}.{n}" if where else str(n))
-    except InvalidInputError as exc:
-        raise ApiError(400, str(exc), code="invalid_value", param=where or None) from None
 
 
 def _invalid(errors: Any) -> ApiError:
