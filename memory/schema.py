@@ -10,7 +10,6 @@ lone surrogate, whatever wrote it.
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +29,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from assistant.text import storable
+
 __all__ = [
     "ApiKey",
     "ApiKeyUsage",
@@ -43,18 +44,7 @@ __all__ = [
     "TurnRating",
     "User",
     "UserFact",
-    "storable",
 ]
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def storable(text: str) -> str:
-    """`text` as every engine can store it: NUL removed (PostgreSQL refuses it in text, and it
-    means nothing to a reader), a lone surrogate (not Unicode, no encoding carries it) as U+FFFD."""
-    if text.isascii():
-        return text.replace("\x00", "") if "\x00" in text else text
-    return _SURROGATE.sub("\ufffd", text.replace("\x00", ""))
 
 
 class StoredString(TypeDecorator[str]):

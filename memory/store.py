@@ -141,7 +141,7 @@ def check_message(message: NewMessage, what: str = "message") -> NewMessage:
             f"has {len(message.content)} characters; the limit is {MAX_MESSAGE_CHARS}",
             "Shorten it or split it into several messages.",
         )
-    return message  # NUL and lone surrogates are removed on the way in (memory.schema.storable)
+    return message  # NUL and lone surrogates are removed on the way in (assistant.text.storable)
 
 
 def check_text(what: str, value: str) -> str:

@@ -25,6 +25,7 @@ from typing import Any
 from langchain_core.documents import Document
 
 from assistant.errors import InputFileError
+from assistant.text import storable
 from retrievers.detect import text_encoding
 
 __all__ = ["HEADING_SEPARATOR", "ParseOptions", "check_size", "clean_sections", "parse"]
@@ -67,23 +68,13 @@ def _numbers(found: list[int], most: int = 8) -> str:
     return named[0] if len(named) == 1 else f"{', '.join(named[:-1])} and {named[-1]}"
 
 
-def _clean(text: str) -> str:
-    if "\x00" in text:
-        text = text.replace("\x00", "")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:  # lone surrogates (a user loader's text): U+FFFD, as a decoder would
-        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-    return text
-
-
 def clean_sections(sections: list[Document]) -> list[Document]:
     """Sections whose text and metadata every store and tokenizer take: no NUL characters
     (PostgreSQL refuses them), no lone surrogates (nothing encodes them)."""
     return [
         Document(
-            page_content=_clean(s.page_content),
-            metadata={k: _clean(v) if isinstance(v, str) else v for k, v in s.metadata.items()},
+            page_content=storable(s.page_content),
+            metadata={k: storable(v) if isinstance(v, str) else v for k, v in s.metadata.items()},
         )
         for s in sections
     ]
