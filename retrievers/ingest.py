@@ -39,7 +39,8 @@ from retrievers.catalog import Catalog, ChunkRow, CollectionRow, DocumentRow, St
 from retrievers.detect import BINARY, KINDS, detect_kind
 from retrievers.keywords import KeywordScheme
 from retrievers.lease import CollectionLease
-from retrievers.loaders import ParseOptions, check_size, clean_sections, parse
+from retrievers.limits import check_size, clean_sections
+from retrievers.loaders import ParseOptions, parse
 from retrievers.report import FileIssue, IngestProgress, IngestReport
 from retrievers.scan import Scan, read_file, scan, stored_path
 from retrievers.splitter import TokenSplitter, chunk_title, content_hash, embedding_text

@@ -7,7 +7,7 @@ already read (and hashed) by the ingestor, so the text indexed is exactly the
 content whose hash is recorded. A document that cannot be parsed raises
 InputFileError naming the file and the reason; a part of it left out (a JSON Lines
 line that is not JSON, a record without text) is named in `notes`, never dropped
-silently. `check_size` refuses text over the limits before it is split.
+silently.
 """
 
 from __future__ import annotations
@@ -25,10 +25,9 @@ from typing import Any
 from langchain_core.documents import Document
 
 from assistant.errors import InputFileError
-from assistant.text import storable
 from retrievers.detect import text_encoding
 
-__all__ = ["HEADING_SEPARATOR", "ParseOptions", "check_size", "clean_sections", "parse"]
+__all__ = ["HEADING_SEPARATOR", "ParseOptions", "parse"]
 
 HEADING_SEPARATOR = " › "
 
@@ -66,50 +65,6 @@ def _numbers(found: list[int], most: int = 8) -> str:
     if len(runs) > most:
         return f"{', '.join(named)} and {sum(b - a + 1 for a, b in runs[most:])} more"
     return named[0] if len(named) == 1 else f"{', '.join(named[:-1])} and {named[-1]}"
-
-
-def clean_sections(sections: list[Document]) -> list[Document]:
-    """Sections whose text and metadata every store and tokenizer take: no NUL characters
-    (PostgreSQL refuses them), no lone surrogates (nothing encodes them)."""
-    return [
-        Document(
-            page_content=storable(s.page_content),
-            metadata={k: storable(v) if isinstance(v, str) else v for k, v in s.metadata.items()},
-        )
-        for s in sections
-    ]
-
-
-def check_size(source: str, sections: list[Document], options: ParseOptions) -> None:
-    """Refuse a document whose text is over the limits, naming the file, the limit and the fix."""
-    total = sum(len(s.page_content) for s in sections)
-    if total > options.max_file_chars:
-        raise InputFileError(
-            source,
-            f"holds {total:,} characters of text, over the limit of {options.max_file_chars:,}; "
-            f"split it into smaller files, or raise ASSISTANT_MAX_FILE_CHARS",
-        )
-    for section in sections:
-        text = section.page_content
-        if len(text) <= options.max_line_chars:
-            continue
-        start, longest, at = 0, 0, 0
-        while start <= len(text):
-            end = text.find("\n", start)
-            end = len(text) if end < 0 else end
-            if end - start > longest:
-                longest, at = end - start, start
-            start = end + 1
-        if longest > options.max_line_chars:
-            where = str(section.metadata.get("location") or "")
-            line = section.metadata.get("line_start")
-            if isinstance(line, int):
-                where = f"line {line + text.count(chr(10), 0, at)}"
-            raise InputFileError(
-                source,
-                f"has a line of {longest:,} characters{f' ({where})' if where else ''}, over the limit of "
-                f"{options.max_line_chars:,}; break it into lines, or raise ASSISTANT_MAX_LINE_CHARS",
-            )
 
 
 def _section(text: str, location: str, **extra: object) -> Document:
