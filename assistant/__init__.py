@@ -34,12 +34,12 @@ if TYPE_CHECKING:
         UnknownSessionError,
         UserError,
     )
-    from assistant.factory import build_assistant
+    from assistant.core import build_assistant
     from assistant.llamacpp import ChatLlamaCpp
     from assistant.settings import Settings, load_settings
     from chains.reply import Reply, ReplyChunk, Source
     from memory.facts import Fact
-    from memory.store import SessionInfo, StoredMessage, StoredSummary, UserDeletion
+    from memory.records import SessionInfo, StoredMessage, StoredSummary, UserDeletion
     from retrievers.catalog import CollectionInfo
     from retrievers.embedder import EmbedderSpec
     from retrievers.index import ReindexReport
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
 _WHERE = {
     "Assistant": "assistant.core",
-    "build_assistant": "assistant.factory",
+    "build_assistant": "assistant.core",
     "ChatLlamaCpp": "assistant.llamacpp",
     "Settings": "assistant.settings",
     "load_settings": "assistant.settings",
@@ -55,10 +55,10 @@ _WHERE = {
     "ReplyChunk": "chains.reply",
     "Source": "chains.reply",
     "Fact": "memory.facts",
-    "SessionInfo": "memory.store",
-    "StoredMessage": "memory.store",
-    "StoredSummary": "memory.store",
-    "UserDeletion": "memory.store",
+    "SessionInfo": "memory.records",
+    "StoredMessage": "memory.records",
+    "StoredSummary": "memory.records",
+    "UserDeletion": "memory.records",
     "CollectionInfo": "retrievers.catalog",
     "EmbedderSpec": "retrievers.embedder",
     "ReindexReport": "retrievers.index",

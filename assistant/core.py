@@ -15,23 +15,20 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
 
 from assistant.errors import CollectionExistsError
+from assistant.factory import Parts, build_parts, build_pipeline
 from assistant.settings import Settings
 from chains.confidence import ConfidenceModel
-from chains.escalate import Budgets, Escalator, RetryPolicy
-from chains.facts import FactExtractor
-from chains.history import ConversationRecall
-from chains.pipeline import AnswerPipeline
-from chains.prompt import PromptBudget, PromptBuilder
+from chains.pipeline import AnswerPipeline, Prepared
 from chains.reply import Reply, ReplyChunk
-from chains.route import RequestedRoute, RoutePolicy, Thresholds
-from chains.summarize import Summarizer
+from chains.route import RequestedRoute
 from memory.audit import EscalationRecord
 from memory.facts import Fact
+from memory.ratings import ReviewTurn, StoredRating
 from memory.store import SessionInfo, SQLMemory, StoredMessage, StoredSummary, UserDeletion, check_text
 from memory.transfer import export_session, import_session
 from retrievers.catalog import CollectionInfo
 from retrievers.embedder import EmbedderSpec
-from retrievers.index import DocumentIndex, ReindexReport
+from retrievers.index import DocumentIndex, IndexCheck, ReindexReport
 from retrievers.naming import (
     check_collection_name,
     check_new_collection_name,
@@ -43,102 +40,27 @@ from retrievers.report import IngestProgress, IngestReport
 from retrievers.retriever import PassageRetriever
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from langchain_core.documents import Document
 
-__all__ = ["Assistant"]
-
-
-def thresholds(settings: Settings) -> Thresholds:
-    return Thresholds(
-        min_relevance=settings.min_relevance,
-        answer_confidence=settings.answer_confidence,
-        decline_confidence=settings.decline_confidence,
-        min_context_fit=settings.min_context_fit,
-    )
-
-
-def budgets(settings: Settings) -> Budgets:
-    return Budgets(
-        calls_per_session=settings.budget_calls_per_session,
-        tokens_per_session=settings.budget_tokens_per_session,
-        calls_per_user_per_day=settings.budget_calls_per_user_per_day,
-        tokens_per_user_per_day=settings.budget_tokens_per_user_per_day,
-        calls_per_day=settings.budget_calls_per_day,
-        tokens_per_day=settings.budget_tokens_per_day,
-    )
-
-
-def _approximate_tokens(text: str) -> int:
-    # For models and embedders that expose no tokenizer: about four characters a token.
-    return max(1, len(text) // 4)
+__all__ = ["Assistant", "build_assistant"]
 
 
 class Assistant:
+    """Delegates to finished parts; `from_settings()` (or `build_assistant`) has the factory build them."""
+
     def __init__(
-        self,
-        *,
-        llm: BaseChatModel,
-        index: DocumentIndex,
-        memory: SQLMemory,
-        settings: Settings,
-        fallback: BaseChatModel | None = None,
+        self, *, index: DocumentIndex, memory: SQLMemory, pipeline: AnswerPipeline, settings: Settings
     ) -> None:
-        self.llm = llm
         self.index = index
         self.memory = memory
+        self.pipeline = pipeline
         self.settings = settings
-        self.fallback = fallback
-        count_llm_tokens: Callable[[str], int] = getattr(llm, "count_tokens", _approximate_tokens)
-        summarizer = (
-            Summarizer(
-                llm if settings.history_summary == "model" else None,
-                count_llm_tokens,
-                max_tokens=settings.summary_token_budget,
-            )
-            if settings.history_summary != "off"
-            else None
-        )
-        self.pipeline = AnswerPipeline(
-            llm=llm,
-            count_tokens=count_llm_tokens,
-            retriever=self.retriever,
-            memory=memory,
-            recall=ConversationRecall(
-                memory,
-                recent_messages=settings.history_turns,
-                summarizer=summarizer,
-                count_tokens=count_llm_tokens,
-                recall_facts=settings.remember_facts,
-                fact_min_similarity=settings.fact_min_similarity,
-            ),
-            facts=FactExtractor.for_model(llm) if settings.remember_facts else None,
-            policy=RoutePolicy(
-                thresholds(settings),
-                has_large=fallback is not None,
-                confidence=ConfidenceModel.load(settings.confidence_model),
-            ),
-            prompt=PromptBuilder(
-                count_llm_tokens,
-                PromptBudget(
-                    context_tokens=settings.llm_context_tokens,
-                    answer_tokens=settings.llm_max_answer_tokens,
-                    history_tokens=settings.history_token_budget,
-                    passage_tokens=settings.passage_token_budget,
-                    summary_tokens=settings.summary_token_budget,
-                    facts_tokens=settings.facts_token_budget,
-                ),
-            ),
-            escalator=Escalator(
-                fallback,
-                memory.escalations,
-                count_tokens=count_llm_tokens,
-                budgets=budgets(settings),
-                retry=RetryPolicy(settings.fallback_deadline_s, settings.fallback_backoff_s),
-                answer_tokens=settings.fallback_max_tokens,
-            )
-            if fallback is not None
-            else None,
-        )
+
+    @classmethod
+    def from_parts(cls, parts: Parts) -> Assistant:
+        return cls(index=parts.index, memory=parts.memory, pipeline=parts.pipeline, settings=parts.settings)
 
     @classmethod
     def from_settings(
@@ -147,11 +69,29 @@ class Assistant:
         *,
         fallback: BaseChatModel | None = None,
         embeddings: Embeddings | None = None,
+        llm: BaseChatModel | None = None,
     ) -> Assistant:
-        """The bundled defaults (or what settings name); state under settings.data_dir."""
-        from assistant.factory import build_assistant
+        """The bundled defaults (or what settings name); state under settings.data_dir.
+        `llm`, `embeddings` and `fallback` replace the default models."""
+        return cls.from_parts(build_parts(settings, fallback=fallback, llm=llm, embeddings=embeddings))
 
-        return build_assistant(settings, fallback=fallback, embeddings=embeddings)
+    def with_settings(self, **changes: Any) -> Assistant:
+        """An assistant on the same models, documents and memory, with some settings changed
+        for its turns (routing thresholds, prompt budgets, history...), like LangChain's
+        `with_config`. Settings of storage and documents keep their values."""
+        settings = Settings.model_validate({**self.settings.model_dump(), **changes})
+        pipeline = build_pipeline(settings, llm=self.llm, index=self.index, memory=self.memory, fallback=self.fallback)
+        return Assistant(index=self.index, memory=self.memory, pipeline=pipeline, settings=settings)
+
+    @property
+    def llm(self) -> BaseChatModel:
+        """The small local model."""
+        return self.pipeline.llm
+
+    @property
+    def fallback(self) -> BaseChatModel | None:
+        """The large model, if there is one."""
+        return self.pipeline.escalator.model if self.pipeline.escalator is not None else None
 
     # Documents ----------------------------------------------------------------------
 
@@ -232,8 +172,25 @@ class Assistant:
         """A LangChain retriever over one collection (raises if it does not exist)."""
         return self.index.retriever(self._collection(collection), self.settings.top_k)
 
-    def search(self, query: str, collection: str | None = None) -> list[Document]:
-        return self.retriever(collection).invoke(query)
+    def search(self, query: str, collection: str | None = None, *, k: int | None = None) -> list[Document]:
+        """The `k` (default top_k) best passages for a query, as LangChain Documents."""
+        return self.index.retriever(self._collection(collection), k or self.settings.top_k).invoke(query)
+
+    def check_collection(self, collection: str) -> IndexCheck:
+        """Compare the catalog with the vector store, chunk by chunk (`assistant collections check`)."""
+        return self.index.check(check_collection_name(collection))
+
+    def chunk_texts(self, collection: str, chunk_ids: list[str]) -> list[str]:
+        """The whole texts of these chunks, in order; chunks no longer stored are left out."""
+        return self.index.texts(check_collection_name(collection), chunk_ids)
+
+    def sample_chunks(self, collection: str | None, size: int, seed: int = 0) -> list[str]:
+        """`size` chunk texts drawn at random, the same ones for the same seed and contents."""
+        return self.index.sample_chunks(self._collection(collection), size, seed)
+
+    def embeddings(self, collection: str | None = None) -> Embeddings:
+        """The embedder a collection was indexed with."""
+        return self.index.embeddings_for(self._collection(collection))
 
     # Conversation ----------------------------------------------------------------------
 
@@ -274,9 +231,64 @@ class Assistant:
             question, user_id=user_id, session_id=session_id, collection=self._collection(collection), route=route
         )
 
+    def prepare(
+        self,
+        question: str,
+        *,
+        user_id: str = "default",
+        session_id: str = "default",
+        collection: str | None = None,
+        route: RequestedRoute = "auto",
+    ) -> Prepared:
+        """The first half of a turn, exactly as `ask` runs it (recall, condense, retrieve, gather
+        the evidence, build the prompt), with nothing generated or stored: what the turn would
+        retrieve (`query`, `passages`), the signals the router reads, and `outside`: why the
+        documents do not answer it, when the router would decline before drafting."""
+        check_text("question", question)
+        check_text("user id", user_id)
+        check_text("session id", session_id)
+        return self.pipeline.prepare(
+            question, user_id=user_id, session_id=session_id, collection=self._collection(collection), route=route
+        )
+
+    @property
+    def confidence_model(self) -> ConfidenceModel:
+        """The router's confidence model in force."""
+        return self.pipeline.policy.confidence
+
+    def turns(
+        self,
+        *,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        route: str | None = None,
+        since: datetime | None = None,
+        turn_ids: list[int] | None = None,
+        unrated: bool = False,
+        limit: int | None = None,
+    ) -> list[ReviewTurn]:
+        """Answered turns, oldest first, filtered as asked (for review and evaluation)."""
+        return self.memory.ratings.turns(
+            user_id=user_id,
+            session_id=session_id,
+            route=route,
+            since=since,
+            turn_ids=turn_ids,
+            unrated=unrated,
+            limit=limit,
+        )
+
+    def ratings(self, turn_ids: list[int] | None = None) -> list[StoredRating]:
+        """People's ratings of answered turns."""
+        return self.memory.ratings.ratings(turn_ids)
+
     def escalations(self, user_id: str | None = None, session_id: str | None = None) -> list[EscalationRecord]:
         """The large-model audit, most recent first: what was sent, where, when, at what cost."""
         return self.memory.escalations.list(user_id=user_id, session_id=session_id)
+
+    def users(self) -> list[str]:
+        """The ids of every user with something stored."""
+        return self.memory.users()
 
     def sessions(self, user_id: str | None = None) -> list[SessionInfo]:
         return self.memory.sessions(user_id)
@@ -327,3 +339,14 @@ class Assistant:
 
     def _collection(self, name: str | None) -> str:
         return check_collection_name(name or self.settings.default_collection)
+
+
+def build_assistant(
+    settings: Settings | None = None,
+    *,
+    fallback: BaseChatModel | None = None,
+    llm: BaseChatModel | None = None,
+    embeddings: Embeddings | None = None,
+) -> Assistant:
+    """The assistant the settings describe; `llm`, `embeddings` and `fallback` replace the defaults."""
+    return Assistant.from_settings(settings, fallback=fallback, llm=llm, embeddings=embeddings)

@@ -1,37 +1,53 @@
-"""Build an Assistant from settings: the only place default parts are created.
+"""Build every part from settings: the one place parts are created and wired.
 
-Models load lazily on first use, so building an assistant to list sessions costs
-no model load.
+`build_parts` gives the finished parts (document index, memory, answer pipeline) that
+`Assistant` delegates to; each part takes its settings group. Models load lazily on
+first use, so building the parts to list sessions costs no model load.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from functools import partial
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
 from sqlalchemy import Engine
 
-from assistant.core import Assistant
+from assistant.capabilities import token_counter
 from assistant.errors import ConfigurationError
 from assistant.llamacpp import ChatLlamaCpp, bundled_gguf_path
-from assistant.settings import Settings, load_settings
+from assistant.settings import FallbackSettings, LocalModelSettings, Settings, load_settings
+from chains.confidence import ConfidenceModel
+from chains.escalate import Escalator
+from chains.facts import FactExtractor
+from chains.history import ConversationRecall
+from chains.pipeline import AnswerPipeline
+from chains.prompt import PromptBuilder
+from chains.route import RoutePolicy
+from chains.summarize import Summarizer
 from memory.engine import create_memory_engine
 from memory.store import SQLMemory
-from retrievers.catalog import Catalog
-from retrievers.hybrid import SearchOptions
-from retrievers.index import DocumentIndex, Embedders
-from retrievers.ingest import IngestOptions
-from retrievers.loaders import ParseOptions
+from retrievers.embedders import Embedders
+from retrievers.index import DocumentIndex
 from retrievers.rerank import CrossEncoderReranker
 from retrievers.store import ChunkStore, connect_chroma
 
-__all__ = ["build_assistant", "build_document_index", "build_fallback", "build_local_llm"]
+__all__ = [
+    "Parts",
+    "build_document_index",
+    "build_fallback",
+    "build_local_llm",
+    "build_memory",
+    "build_parts",
+    "build_pipeline",
+]
 
 log = logging.getLogger(__name__)
 
 
-def build_local_llm(settings: Settings) -> BaseChatModel:
+def build_local_llm(settings: LocalModelSettings) -> BaseChatModel:
     """The small model: in-process llama.cpp, or the one served at llm_base_url."""
     if settings.llm_base_url:
         from assistant.served import ChatServedModel, openai_chat_options
@@ -58,7 +74,7 @@ def build_local_llm(settings: Settings) -> BaseChatModel:
     )
 
 
-def build_fallback(settings: Settings) -> BaseChatModel | None:
+def build_fallback(settings: FallbackSettings) -> BaseChatModel | None:
     """An OpenAI-compatible chat model when fallback_base_url is set, else None."""
     if not settings.fallback_base_url:
         return None
@@ -90,43 +106,21 @@ def build_document_index(settings: Settings, engine: Engine, *, embeddings: Embe
         if settings.chroma_url
         else f"Chroma store {settings.data_dir / 'chroma'}"
     )
+    documents, retrieval = settings.documents, settings.retrieval
     return DocumentIndex(
-        Catalog(engine),
+        engine,
         ChunkStore(client, where),
         Embedders(
-            settings.embedder_spec,
-            cache_dir=settings.embedding_cache_dir,
-            batch_size=settings.embedding_batch_size,
+            documents.embedder_spec,
+            cache_dir=documents.embedding_cache_dir,
+            batch_size=documents.embedding_batch_size,
             override=embeddings,
         ),
-        chunk_tokens=settings.chunk_tokens,
-        overlap_tokens=settings.chunk_overlap_tokens,
-        options=IngestOptions(
-            batch_chunks=4 * settings.embedding_batch_size,
-            max_file_bytes=int(settings.max_file_mb * 1024 * 1024),
-            parse=ParseOptions(
-                json_text_field=settings.json_text_field,
-                max_file_chars=settings.max_file_chars,
-                max_line_chars=settings.max_line_chars,
-            ),
-            keyword_language=settings.keyword_language,
-        ),
-        search=SearchOptions(
-            mode=settings.retrieval_mode,
-            candidates=settings.retrieval_candidates,
-            fusion=settings.fusion,
-            rrf_k=settings.rrf_k,
-            dense_weight=settings.dense_weight,
-            keyword_weight=settings.keyword_weight,
-            identifier_weight=settings.identifier_weight,
-            source_support=settings.source_support,
-            neighbours=settings.neighbour_chunks,
-            passage_tokens=settings.passage_max_tokens,
-            dedupe=settings.dedupe_overlap,
-        ),
+        documents=documents,
+        retrieval=retrieval,
         reranker=(
-            CrossEncoderReranker(settings.reranker_model, top_n=settings.reranker_top_n)
-            if settings.reranker_model
+            CrossEncoderReranker(retrieval.reranker_model, top_n=retrieval.reranker_top_n)
+            if retrieval.reranker_model
             else None
         ),
     )
@@ -138,20 +132,76 @@ def build_memory(settings: Settings | None = None) -> SQLMemory:
     return SQLMemory(create_memory_engine(settings.resolved_database_url))
 
 
-def build_assistant(
+def build_pipeline(
+    settings: Settings,
+    *,
+    llm: BaseChatModel,
+    index: DocumentIndex,
+    memory: SQLMemory,
+    fallback: BaseChatModel | None = None,
+) -> AnswerPipeline:
+    """One turn's parts, each given its settings group, wired into the answer pipeline."""
+    count_tokens = token_counter(llm)
+    summarizer = (
+        Summarizer(
+            llm if settings.history_summary == "model" else None,
+            count_tokens,
+            max_tokens=settings.summary_token_budget,
+        )
+        if settings.history_summary != "off"
+        else None
+    )
+    return AnswerPipeline(
+        llm=llm,
+        count_tokens=count_tokens,
+        retriever=partial(index.retriever, k=settings.top_k),
+        memory=memory,
+        recall=ConversationRecall(memory, settings.memory, summarizer=summarizer, count_tokens=count_tokens),
+        facts=FactExtractor.for_model(llm) if settings.remember_facts else None,
+        policy=RoutePolicy(
+            settings.routing,
+            has_large=fallback is not None,
+            confidence=ConfidenceModel.load(settings.confidence_model),
+        ),
+        prompt=PromptBuilder(
+            count_tokens,
+            settings.prompt,
+            context_tokens=settings.llm_context_tokens,
+            answer_tokens=settings.llm_max_answer_tokens,
+        ),
+        escalator=Escalator(fallback, memory.escalations, count_tokens=count_tokens, settings=settings.fallback)
+        if fallback is not None
+        else None,
+    )
+
+
+@dataclass(frozen=True)
+class Parts:
+    """What an Assistant delegates to."""
+
+    index: DocumentIndex
+    memory: SQLMemory
+    pipeline: AnswerPipeline
+    settings: Settings
+
+
+def build_parts(
     settings: Settings | None = None,
     *,
     fallback: BaseChatModel | None = None,
     llm: BaseChatModel | None = None,
     embeddings: Embeddings | None = None,
-) -> Assistant:
-    """The assistant the settings describe; `llm`, `embeddings` and `fallback` replace the defaults."""
+) -> Parts:
+    """The parts the settings describe; `llm`, `embeddings` and `fallback` replace the defaults."""
     settings = settings or load_settings()
     engine = create_memory_engine(settings.resolved_database_url)
-    return Assistant(
+    index = build_document_index(settings, engine, embeddings=embeddings)
+    memory = SQLMemory(engine)
+    pipeline = build_pipeline(
+        settings,
         llm=llm if llm is not None else build_local_llm(settings),
-        index=build_document_index(settings, engine, embeddings=embeddings),
-        memory=SQLMemory(engine),
-        settings=settings,
+        index=index,
+        memory=memory,
         fallback=fallback if fallback is not None else build_fallback(settings),
     )
+    return Parts(index=index, memory=memory, pipeline=pipeline, settings=settings)

@@ -54,9 +54,10 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from assistant import Settings  # noqa: E402
+from assistant.settings import DocumentSettings  # noqa: E402
 from retrievers.detect import detect_kind  # noqa: E402
 from retrievers.embedder import EmbedderSpec, OnnxEmbedder, SentenceEmbedder  # noqa: E402
-from retrievers.loaders import ParseOptions, parse  # noqa: E402
+from retrievers.loaders import parse  # noqa: E402
 from retrievers.splitter import TokenSplitter, embedding_text  # noqa: E402
 
 MANUAL = Path("/usr/share/doc/postgresql-doc-15/html")
@@ -128,7 +129,7 @@ def chunk_texts(files: list[Path], embedder: OnnxEmbedder, limit: int) -> list[s
     texts: list[str] = []
     for file in files:
         data = file.read_bytes()
-        sections = parse(detect_kind(file, data), file, data, ParseOptions())
+        sections = parse(detect_kind(file, data), file, data, DocumentSettings())
         for chunk in splitter.split(sections, file.name):
             texts.append(embedding_text({**chunk.metadata, "source": file.name}, chunk.page_content))
             if len(texts) == limit:

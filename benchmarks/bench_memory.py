@@ -26,8 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from assistant.llamacpp import ChatLlamaCpp, bundled_gguf_path  # noqa: E402
+from assistant.settings import MemorySettings, PromptSettings  # noqa: E402
 from chains.history import ConversationRecall  # noqa: E402
-from chains.prompt import PromptBudget, PromptBuilder  # noqa: E402
+from chains.prompt import PromptBuilder  # noqa: E402
 from memory import NewMessage, SQLMemory, StoredSummary, create_memory_engine  # noqa: E402
 from tests.services import temporary_postgres  # noqa: E402
 from tests.test_memory_concurrency import check_every_row_in_order, run_writers  # noqa: E402
@@ -53,13 +54,17 @@ def fill(memory: SQLMemory, user: str, size: int) -> None:
 def assembly(memory: SQLMemory, count_tokens: object) -> dict[int, float]:
     recall = ConversationRecall(
         memory,
-        recent_messages=4,
+        # facts are per user, not per session: their cost does not grow with it
+        MemorySettings(history_turns=4, remember_facts=False, fact_min_similarity=0.3),
         summarizer=None,
         count_tokens=count_tokens,  # type: ignore[arg-type]
-        recall_facts=False,  # facts are per user, not per session: their cost does not grow with it
-        fact_min_similarity=0.3,
     )
-    builder = PromptBuilder(count_tokens, PromptBudget(2048, 96, 300, 700))  # type: ignore[arg-type]
+    builder = PromptBuilder(
+        count_tokens,  # type: ignore[arg-type]
+        PromptSettings(history_token_budget=300, passage_token_budget=700),
+        context_tokens=2048,
+        answer_tokens=96,
+    )
     timings = {}
     for size in SIZES:
         user = f"bench-{size}"

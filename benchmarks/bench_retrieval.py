@@ -141,14 +141,15 @@ def oracle_answers(bot: Assistant, items: list[QAItem], docs: Path) -> list[bool
     """The bundled model handed a 1,000-character window of the source page around the answer."""
     from langchain_core.messages import HumanMessage, SystemMessage
 
+    from assistant.settings import DocumentSettings
     from chains.prompt import LOCAL_SYSTEM
-    from retrievers.loaders import ParseOptions, parse
+    from retrievers.loaders import parse
 
     right = []
     for item in items:
         path = docs / str(item.source)
         page = " ".join(
-            " ".join(d.page_content.split()) for d in parse("html", path, path.read_bytes(), ParseOptions())
+            " ".join(d.page_content.split()) for d in parse("html", path, path.read_bytes(), DocumentSettings())
         )
         lowered = page.lower()
         at = min((lowered.find(a.lower()) for a in item.answers if a.lower() in lowered), default=0)
@@ -207,7 +208,7 @@ def answer_row(bot: Assistant, collection: str, items: list[QAItem], tag: str) -
 
 
 def latency(bot: Assistant, collection: str, questions: list[str], mode: str) -> dict[str, float]:
-    options = replace(bot.index.search_options, mode=mode)  # type: ignore[arg-type]
+    options = bot.index.retrieval_settings.model_copy(update={"retrieval_mode": mode})
     bot.index.retrieve(collection, questions[0], bot.settings.top_k, options)
     times = []
     for q in questions:

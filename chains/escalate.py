@@ -25,6 +25,7 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
+from assistant.settings import FallbackSettings
 from chains.untrusted import quote_documents
 from memory.audit import EscalationLog, NewEscalation, Spend
 from memory.store import StoredMessage
@@ -32,11 +33,10 @@ from retrievers.passage import Passage
 
 __all__ = [
     "LARGE_SYSTEM",
-    "Budgets",
     "Escalator",
     "LargeAnswer",
     "Outcome",
-    "RetryPolicy",
+    "budget_exceeded",
     "describe_endpoint",
     "large_messages",
     "transport_failure",
@@ -155,52 +155,37 @@ def describe_endpoint(model: BaseChatModel) -> tuple[str, str]:
     return where, str(name)
 
 
-@dataclass(frozen=True)
-class Budgets:
-    """Limits on successful large-model calls and their tokens; None is unlimited. Days are UTC."""
-
-    calls_per_session: int | None = None
-    tokens_per_session: int | None = None
-    calls_per_user_per_day: int | None = None
-    tokens_per_user_per_day: int | None = None
-    calls_per_day: int | None = None
-    tokens_per_day: int | None = None
-
-    def exceeded(self, log: EscalationLog, user_id: str, session_id: str, tokens: int) -> str | None:
-        """Which limit this call (about `tokens` tokens) would break, in words; None if none."""
-        scopes: tuple[tuple[str, int | None, int | None, Callable[[], Spend]], ...] = (
-            (
-                "this session",
-                self.calls_per_session,
-                self.tokens_per_session,
-                lambda: log.spend(user_id=user_id, session_id=session_id),
-            ),
-            (
-                "this user today",
-                self.calls_per_user_per_day,
-                self.tokens_per_user_per_day,
-                lambda: log.spend(user_id=user_id, day=True),
-            ),
-            ("all users today", self.calls_per_day, self.tokens_per_day, lambda: log.spend(day=True)),
-        )
-        for scope, calls, token_limit, measure in scopes:
-            if calls is None and token_limit is None:
-                continue
-            spend = measure()
-            if calls is not None and spend.calls >= calls:
-                return f"the large-model budget of {calls} calls for {scope} is used up"
-            if token_limit is not None and spend.tokens + tokens > token_limit:
-                return (
-                    f"the large-model budget of {token_limit} tokens for {scope} would be exceeded "
-                    f"({spend.tokens} used, about {tokens} more needed)"
-                )
-        return None
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    deadline_s: float = 90.0  # no new attempt starts after this many seconds
-    backoff_s: float = 0.5  # first wait; doubled after each failed attempt
+def budget_exceeded(
+    limits: FallbackSettings, log: EscalationLog, user_id: str, session_id: str, tokens: int
+) -> str | None:
+    """Which budget limit this call (about `tokens` tokens) would break, in words; None if none."""
+    scopes: tuple[tuple[str, int | None, int | None, Callable[[], Spend]], ...] = (
+        (
+            "this session",
+            limits.budget_calls_per_session,
+            limits.budget_tokens_per_session,
+            lambda: log.spend(user_id=user_id, session_id=session_id),
+        ),
+        (
+            "this user today",
+            limits.budget_calls_per_user_per_day,
+            limits.budget_tokens_per_user_per_day,
+            lambda: log.spend(user_id=user_id, day=True),
+        ),
+        ("all users today", limits.budget_calls_per_day, limits.budget_tokens_per_day, lambda: log.spend(day=True)),
+    )
+    for scope, calls, token_limit, measure in scopes:
+        if calls is None and token_limit is None:
+            continue
+        spend = measure()
+        if calls is not None and spend.calls >= calls:
+            return f"the large-model budget of {calls} calls for {scope} is used up"
+        if token_limit is not None and spend.tokens + tokens > token_limit:
+            return (
+                f"the large-model budget of {token_limit} tokens for {scope} would be exceeded "
+                f"({spend.tokens} used, about {tokens} more needed)"
+            )
+    return None
 
 
 @dataclass(frozen=True)
@@ -226,17 +211,13 @@ class Escalator:
         log: EscalationLog,
         *,
         count_tokens: Callable[[str], int],
-        budgets: Budgets | None = None,
-        retry: RetryPolicy | None = None,
-        answer_tokens: int = 0,
+        settings: FallbackSettings | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.model = model
         self.log = log
         self.count_tokens = count_tokens
-        self.budgets = budgets or Budgets()
-        self.retry = retry or RetryPolicy()
-        self.answer_tokens = answer_tokens  # the most the large model may answer, for budget estimates
+        self.settings = settings or FallbackSettings()
         self.sleep = sleep
         self.endpoint, self.model_name = describe_endpoint(model)
 
@@ -250,9 +231,9 @@ class Escalator:
         collection: str,
         check_budget: bool = True,
     ) -> Outcome:
-        estimate = sum(self.count_tokens(m.text) for m in messages) + self.answer_tokens
+        estimate = sum(self.count_tokens(m.text) for m in messages) + self.settings.fallback_max_tokens
         if check_budget and user_id is not None and session_id is not None:
-            over = self.budgets.exceeded(self.log, user_id, session_id, estimate)
+            over = budget_exceeded(self.settings, self.log, user_id, session_id, estimate)
             if over:
                 return Outcome(None, over, "Answered locally: the large-model budget is used up.")
         request = {"model": self.model_name, "messages": [_as_dict(m) for m in messages]}
@@ -271,8 +252,8 @@ class Escalator:
                     raise
                 retryable, problem = failure
                 log.warning("large model call %d failed: %s", attempts, problem)
-                wait = _retry_after(exc) or self.retry.backoff_s * 2 ** (attempts - 1)
-                if not retryable or time.monotonic() - started + wait >= self.retry.deadline_s:
+                wait = _retry_after(exc) or self.settings.fallback_backoff_s * 2 ** (attempts - 1)
+                if not retryable or time.monotonic() - started + wait >= self.settings.fallback_deadline_s:
                     break
                 self.sleep(wait)
         elapsed = round((time.monotonic() - started) * 1000, 1)

@@ -25,6 +25,7 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage
 
+from assistant.capabilities import GeneratesJSON
 from chains.evidence import cosine
 from memory.facts import MAX_FACT_CHARS, Fact
 from retrievers.words import REFERRING_WORDS, content_words, entities, sentences
@@ -134,8 +135,7 @@ class FactExtractor:
     @classmethod
     def for_model(cls, llm: BaseChatModel) -> FactExtractor:
         """Rewrites by the model when it can decode under a JSON schema; quotes otherwise."""
-        generate = getattr(llm, "generate_json", None)
-        return cls(generate if callable(generate) else None)
+        return cls(llm.generate_json if isinstance(llm, GeneratesJSON) else None)
 
     def extract(self, message: str) -> list[ExtractedFact]:
         learned = []

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from langchain_core.embeddings import Embeddings
 
+from assistant.settings import MemorySettings
 from chains.facts import recall_facts
 from chains.summarize import Summarizer
 from memory.facts import Fact
@@ -29,19 +30,17 @@ class ConversationRecall:
     def __init__(
         self,
         memory: SQLMemory,
+        settings: MemorySettings,
         *,
-        recent_messages: int,
         summarizer: Summarizer | None,
         count_tokens: Callable[[str], int],
-        recall_facts: bool,
-        fact_min_similarity: float,
     ) -> None:
         self.memory = memory
-        self.recent_messages = recent_messages
+        self.recent_messages = settings.history_turns
         self.summarizer = summarizer
         self.count_tokens = count_tokens
-        self.use_facts = recall_facts
-        self.fact_min_similarity = fact_min_similarity
+        self.use_facts = settings.remember_facts
+        self.fact_min_similarity = settings.fact_min_similarity
 
     def history(self, user_id: str, session_id: str) -> tuple[list[StoredMessage], str]:
         """(the most recent messages, oldest first; the summary of what came before them, or "")."""

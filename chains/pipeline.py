@@ -19,13 +19,14 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessageChunk, BaseMessage
 
 from assistant.errors import ConfigurationError, InvalidQuestionError
+from chains.citing import EXTRACTIVE_LEAD, QUOTED_SENTENCES, abstention, cited, evidence_tail
 from chains.condense import Condensed, Condenser, needs_context
 from chains.escalate import Escalator, large_messages
 from chains.evidence import Evidence, evidence_signals, select_evidence
 from chains.facts import FactExtractor, what_is_asked
 from chains.history import ConversationRecall
 from chains.prompt import BuiltPrompt, PromptBuilder
-from chains.reply import Reply, ReplyChunk, Source
+from chains.reply import Reply, ReplyChunk
 from chains.route import Decision, RequestedRoute, RoutePolicy, check_requested_route, draft_signals
 from chains.untrusted import REMOVED, set_aside_instructions
 from chains.verify import SentenceGate, Verified, Verifier
@@ -55,6 +56,8 @@ class Prepared:
     requested: RequestedRoute = "auto"
     evidence: list[Evidence] = field(default_factory=list)
     prompt: BuiltPrompt | None = None  # None when no passage is relevant
+    query: str = ""  # what was searched: the condensed question's ask
+    outside: str | None = None  # why retrieval says the documents do not answer it; None when they may
 
 
 @dataclass
@@ -156,7 +159,8 @@ class AnswerPipeline:
         evidence = select_evidence(asked, relevant, retriever.embeddings) if relevant else []
         signals.update(evidence_signals(asked, evidence, retrieval.language))
         signals["keyword_language"] = retrieval.language
-        if self.policy.outside(signals):
+        outside = self.policy.outside(signals)
+        if outside:
             relevant, evidence = [], []
         prepared = Prepared(
             question,
@@ -170,6 +174,8 @@ class AnswerPipeline:
             retriever.local_only,
             requested,
             evidence,
+            query=asked,
+            outside=outside,
         )
         if relevant:
             facts = self.recall.facts(user_id, condensed.question, retriever.embeddings)
@@ -252,9 +258,9 @@ class AnswerPipeline:
         if decision.route == "local" and generated is not None and not shown:
             yield ReplyChunk(generated.shown or EXTRACTIVE_LEAD)
         if decision.route == "abstain":
-            yield ReplyChunk(_abstention(prepared.collection, prepared.condensed.question, prepared.passages))
-        cited = _cited(relevant, evidence, decision)
-        tail = _evidence_tail(evidence, decision)
+            yield ReplyChunk(abstention(prepared.collection, prepared.condensed.question, prepared.passages))
+        sources = cited(relevant, evidence, decision)
+        tail = evidence_tail(evidence, decision)
         if tail:
             yield ReplyChunk(tail)
         if decision.note:
@@ -268,7 +274,7 @@ class AnswerPipeline:
             "",
             Reply(
                 answer="",  # filled in by turn() from the text shown
-                sources=cited,
+                sources=sources,
                 route=decision.route,  # type: ignore[arg-type]
                 reason=decision.reason,
                 model=generated.model if generated and decision.route != "abstain" else "",
@@ -380,34 +386,3 @@ def _check_question(question: str) -> str:
             f"the question has {len(text)} characters; the limit is {MAX_QUESTION_CHARS}. Shorten it."
         )
     return text
-
-
-def _abstention(collection: str, searched: str, passages: list[Passage]) -> str:
-    """What was searched, that the documents do not answer it, and the nearest topics found."""
-    nearest = list(dict.fromkeys(p.citation for p in passages))[:3]
-    topics = "; ".join(nearest) if nearest else "nothing"
-    return (
-        f"I searched collection '{collection}' for “{searched}”, and its documents do not answer it, "
-        f"so I won't guess. Nearest topics found: {topics}."
-    )
-
-
-def _cited(passages: list[Passage], evidence: list[Evidence], decision: Decision) -> list[Source]:
-    if decision.route == "abstain":
-        return []
-    # The passage quoted as evidence comes first; then the others that reached the prompt.
-    ordered = [e.passage for e in evidence[:QUOTED_SENTENCES]] + passages
-    unique = list({p.chunk_id: p for p in ordered}.values())
-    return [Source(p.source, p.location, p.text[:300], round(p.score, 4), p.chunk_id) for p in unique]
-
-
-# Shown when no sentence of the local draft is backed by the passages: the quotes that follow are the answer.
-EXTRACTIVE_LEAD = "The documents say:"
-QUOTED_SENTENCES = 2  # measured on the PostgreSQL questions: the quote holds the answer 0.61 of the time, 0.35 with one
-
-
-def _evidence_tail(evidence: list[Evidence], decision: Decision) -> str:
-    """The best sentences, verbatim, each with its citation: the fact a reader can check."""
-    if decision.route != "local" or not evidence:
-        return ""
-    return "\n\n" + "\n".join(f"> “{e.sentence}” — {e.passage.citation}" for e in evidence[:QUOTED_SENTENCES])

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
 from assistant.errors import InvalidQuestionError
+from assistant.settings import PromptSettings
 from chains.evidence import Evidence
 from chains.untrusted import quote_documents
 from memory.facts import Fact
@@ -44,20 +45,14 @@ class BuiltPrompt:
     context_fit: float = 1.0  # share of the given passages' tokens that fit in the prompt
 
 
-@dataclass(frozen=True)
-class PromptBudget:
-    context_tokens: int
-    answer_tokens: int
-    history_tokens: int
-    passage_tokens: int
-    summary_tokens: int = 120
-    facts_tokens: int = 80
-
-
 class PromptBuilder:
-    def __init__(self, count_tokens: Callable[[str], int], budget: PromptBudget) -> None:
+    def __init__(
+        self, count_tokens: Callable[[str], int], budget: PromptSettings, *, context_tokens: int, answer_tokens: int
+    ) -> None:
         self.count = count_tokens
         self.budget = budget
+        self.context_tokens = context_tokens  # the local model's window
+        self.answer_tokens = answer_tokens  # kept free for its answer
 
     def build(
         self,
@@ -71,13 +66,13 @@ class PromptBuilder:
         facts: Sequence[Fact] = (),
     ) -> BuiltPrompt:
         fixed = self.count(system) + self.count(question) + 3 * _PER_MESSAGE + 24
-        room = self.budget.context_tokens - self.budget.answer_tokens - fixed
+        room = self.context_tokens - self.answer_tokens - fixed
         if room <= 0:
             raise InvalidQuestionError(
                 f"the question alone ({self.count(question)} tokens) leaves no room in the local model's "
-                f"{self.budget.context_tokens}-token context; shorten it"
+                f"{self.context_tokens}-token context; shorten it"
             )
-        passage_room = min(self.budget.passage_tokens, room)
+        passage_room = min(self.budget.passage_token_budget, room)
         key_facts = "\n".join(f"- {e.sentence}" for e in evidence)
         used: list[Passage] = []
         blocks: list[str] = []
@@ -96,13 +91,15 @@ class PromptBuilder:
             spent += self.count(block)
             kept += self.count(block)
         context = (f"Key facts:\n{key_facts}\n\n" if key_facts else "") + "\n\n".join(blocks)
-        about = self._about_user(facts, min(self.budget.facts_tokens, room - spent))
+        about = self._about_user(facts, min(self.budget.facts_token_budget, room - spent))
         spent += self.count(about) if about else 0
-        earlier = self._fit(f"Earlier in this conversation: {summary}", min(self.budget.summary_tokens, room - spent))
+        earlier = self._fit(
+            f"Earlier in this conversation: {summary}", min(self.budget.summary_token_budget, room - spent)
+        )
         if summary and earlier:
             about += f"\n\n{earlier}"
             spent += self.count(earlier)
-        turns = self._history(history, min(self.budget.history_tokens, room - spent))
+        turns = self._history(history, min(self.budget.history_token_budget, room - spent))
         asked = f"{quote_documents(context)}\n\nQuestion: {question}" if context else question
         messages: list[BaseMessage] = [SystemMessage(f"{system}{about}"), *turns, HumanMessage(asked)]
         tokens = sum(self.count(m.text) + _PER_MESSAGE for m in messages)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from assistant.errors import InvalidInputError
+from assistant.settings import RoutingSettings
 from chains.confidence import DESCRIPTIONS, ConfidenceModel
 from chains.reply import Route
 from chains.verify import Verified
@@ -32,7 +33,6 @@ __all__ = [
     "Decision",
     "RequestedRoute",
     "RoutePolicy",
-    "Thresholds",
     "check_requested_route",
     "draft_signals",
 ]
@@ -69,14 +69,6 @@ class Decision:
         )
 
 
-@dataclass(frozen=True)
-class Thresholds:
-    min_relevance: float  # cosine a passage needs to enter the prompt (or a top-3 keyword rank)
-    answer_confidence: float = 0.75  # shown as the assistant's answer at or above this
-    decline_confidence: float = 0.1  # declined below this
-    min_context_fit: float = 0.0
-
-
 def check_requested_route(route: str) -> RequestedRoute:
     if route not in REQUESTED_ROUTES:
         raise InvalidInputError("route", f"must be one of {', '.join(REQUESTED_ROUTES)}, got {route!r}")
@@ -100,20 +92,20 @@ def draft_signals(
 
 @dataclass(frozen=True)
 class RoutePolicy:
-    thresholds: Thresholds
+    routing: RoutingSettings
     has_large: bool
     confidence: ConfidenceModel
 
     @property
     def min_relevance(self) -> float:
-        return self.thresholds.min_relevance
+        return self.routing.min_relevance
 
     def relevant(self, passages: list[Passage]) -> list[Passage]:
         """The passages worth a prompt: close in meaning, or among the strongest keyword matches."""
         return [
             p
             for p in passages
-            if p.score >= self.thresholds.min_relevance or (p.keyword_rank is not None and p.keyword_rank <= 3)
+            if p.score >= self.routing.min_relevance or (p.keyword_rank is not None and p.keyword_rank <= 3)
         ]
 
     def retrieval_signals(self, retrieval: Retrieval) -> dict[str, float | int | None]:
@@ -168,13 +160,13 @@ class RoutePolicy:
         if signals.get("relevant_passages") == 0:
             return (
                 f"no relevant passage (best passage scored {best:.2f}, below the relevance threshold "
-                f"{self.thresholds.min_relevance:.2f}, and none among the best keyword matches; "
+                f"{self.routing.min_relevance:.2f}, and none among the best keyword matches; "
                 f"{self.explain(signals, drafted=False)})"
             )
-        if value < self.thresholds.decline_confidence:
+        if value < self.routing.decline_confidence:
             return (
                 f"the documents do not seem to cover the question ({self.explain(signals, drafted=False)}; "
-                f"below {self.thresholds.decline_confidence:.2f})"
+                f"below {self.routing.decline_confidence:.2f})"
             )
         return None
 
@@ -190,7 +182,7 @@ class RoutePolicy:
         collection: str = "",
         drafted: bool = False,
     ) -> Decision:
-        t = self.thresholds
+        t = self.routing
         can_escalate = self.may_escalate(requested, local_only)
         note = self._private_note(local_only, collection)
         asked = "route='local' was requested; " if requested == "local" else ""

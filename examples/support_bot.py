@@ -36,11 +36,11 @@ def main() -> int:
     try:
         for question in questions:
             if question.strip() == "/memory":
-                for fact in bot.facts(args.user) if args.user in bot.memory.users() else []:
+                for fact in bot.facts(args.user) if args.user in bot.users() else []:
                     print(f"  {fact.id}: {fact.content}")
                 continue
             if question.strip() == "/forget":
-                print(f"  forgot {bot.forget(args.user) if args.user in bot.memory.users() else 0} facts")
+                print(f"  forgot {bot.forget(args.user) if args.user in bot.users() else 0} facts")
                 continue
             reply = bot.ask(question, user_id=args.user, session_id=args.session, collection=args.collection)
             print(reply.answer)

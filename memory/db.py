@@ -5,6 +5,10 @@ nothing behind. It is retried when it met another writer (a lock held past the b
 timeout, a deadlock, a unique key taken by a concurrent insert), with backoff,
 until a deadline; what still fails becomes a StoreUnavailableError naming the
 database and what to do. "database is locked" never reaches the caller raw.
+
+memory/ works with ORM sessions (`read`, `write`); the document catalog
+(retrievers/) with Core connections (`read_rows`, `write_rows`), under the same
+retry and the same errors. Imports nothing from retrievers/ or chains/.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, InternalError, OperationalError
 from sqlalchemy.exc import ProgrammingError as SQLProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
@@ -49,20 +53,42 @@ class Database:
         with self.unavailable_as_error(), self._sessions() as db:
             yield db
 
+    @contextmanager
+    def read_rows(self) -> Iterator[Connection]:
+        """A Core connection for reads, its failures as StoreUnavailableError."""
+        with self.unavailable_as_error(), self.engine.connect() as conn:
+            yield conn
+
     def write(self, work: Callable[[Session], T]) -> T:
+        def run() -> T:
+            with write_transaction(self.engine) as conn, Session(bind=conn, expire_on_commit=False) as db:
+                result = work(db)
+                db.flush()
+            return result
+
+        return self._retrying(run, _CONFLICT_ATTEMPTS)
+
+    def write_rows(self, work: Callable[[Connection], T]) -> T:
+        """`write` on a Core connection. A unique key taken is the caller's to handle (a
+        collection's name exists), not a conflict to retry: the IntegrityError is raised."""
+
+        def run() -> T:
+            with write_transaction(self.engine) as conn:
+                return work(conn)
+
+        return self._retrying(run, 1)
+
+    def _retrying(self, run: Callable[[], T], conflict_attempts: int) -> T:
         deadline = time.monotonic() + WRITE_DEADLINE_S
         conflicts = 0
         delay = 0.02
         while True:
             try:
-                with write_transaction(self.engine) as conn, Session(bind=conn, expire_on_commit=False) as db:
-                    result = work(db)
-                    db.flush()
-                return result
+                return run()
             except IntegrityError:
                 # Two writers created the same user or session, or took the same sequence number.
                 conflicts += 1
-                if conflicts >= _CONFLICT_ATTEMPTS:
+                if conflicts >= conflict_attempts:
                     raise
                 log.debug("write conflict, retrying (%d)", conflicts)
             except DBAPIError as exc:

@@ -12,7 +12,8 @@ from datetime import datetime
 from typing import Any
 
 from assistant.errors import InvalidInputError
-from memory.store import ROLES, NewMessage, SQLMemory, StoredSummary
+from memory.records import ROLES, NewMessage, StoredSummary
+from memory.store import SQLMemory
 
 __all__ = ["FORMAT", "VERSION", "export_session", "import_session"]
 

@@ -67,24 +67,25 @@ BACKENDS = ("onnx-int8", "torch")
 _EXPORT_FORMAT = "onnx-int8 format 2"
 
 
-def _offline() -> None:
-    # Guards: a path that looks like a hub id must never turn into a download.
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+def _errors_only(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.ERROR
 
 
 @contextmanager
 def _quiet() -> Iterator[None]:
-    """The ONNX tracer and quantiser warn about things that do not apply to an encoder."""
+    """The ONNX tracer and quantiser warn about things that do not apply to an encoder.
+
+    onnxruntime's quantiser logs through the root logger itself (`logging.warning(...)`):
+    only records made on that logger are filtered, for the export's duration. Its level,
+    its handlers and every other logger are left as the application set them."""
     root = logging.getLogger()
-    level = root.level
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        root.setLevel(logging.ERROR)
+        root.addFilter(_errors_only)
         try:
             yield
         finally:
-            root.setLevel(level)
+            root.removeFilter(_errors_only)
 
 
 def bundled_embedder_path() -> Path:
@@ -231,13 +232,14 @@ class SentenceEmbedder(_LocalEmbedder):
 
     @cached_property
     def model(self) -> SentenceTransformer:
-        _offline()
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.disable_progress_bar()  # its per-load weight bar is noise in a CLI
         with self._lock:
             try:
+                # local_files_only: a directory is read, a hub id never downloaded (per call, no
+                # process-wide HF_HUB_OFFLINE set behind the application's back).
                 return SentenceTransformer(str(self.model_path), device="cpu", local_files_only=True)
             except (OSError, ValueError) as exc:
                 raise ModelUnavailableError(
@@ -295,7 +297,6 @@ class OnnxEmbedder(_LocalEmbedder):
 
     def _export_fp32(self, target: Path) -> None:
         """The model up to its last hidden state, as fp32 ONNX with dynamic batch and sequence axes."""
-        _offline()
         import torch
         from transformers import AutoModel
         from transformers.utils import logging as transformers_logging

@@ -1,6 +1,6 @@
 """Hybrid search: meaning (Chroma) and keywords (SQL) fused, then passages made readable.
 
-1. Candidates: the `candidates` nearest chunks by cosine, the `candidates` best by
+1. Candidates: the `retrieval_candidates` nearest chunks by cosine, as many best by
    keywords (retrievers.keywords), and, when the question names identifiers (work_mem,
    40P01, --jobs), the chunks that hold all of them: an exact name is the strongest
    evidence a question has, and it is lost when a common word of the question ranks
@@ -23,6 +23,9 @@ Every passage keeps its cosine similarity to the question (`score`), computed fo
 keyword-only finds too, so relevance thresholds mean the same with or without keywords.
 The `Retrieval` also carries what the router reads about whether the collection answers
 the question at all: how the two lists agree and how much of the question was found.
+
+This module holds the scoring and the result; retrievers.search runs one search with
+them (settings: assistant.settings.RetrievalSettings).
 """
 
 from __future__ import annotations
@@ -33,30 +36,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from retrievers.catalog import ChunkRow
 from retrievers.keywords import document_terms
+from retrievers.ledger import ChunkRow
 from retrievers.passage import Passage
 
-__all__ = ["Retrieval", "SearchOptions", "expand", "fuse", "near_duplicate", "supported"]
+__all__ = ["Fusion", "Retrieval", "expand", "fuse", "max_fused", "near_duplicate", "supported"]
 
-SearchMode = Literal["hybrid", "dense", "keyword"]
 Fusion = Literal["score", "rrf"]
 KEYWORD_RANK_DECAY = 3  # score fusion: the keyword list's rank r counts DECAY / (DECAY - 1 + r)
-
-
-@dataclass(frozen=True)
-class SearchOptions:
-    mode: SearchMode = "hybrid"
-    candidates: int = 30  # per list, before fusion
-    fusion: Fusion = "score"
-    rrf_k: int = 60  # only for fusion="rrf"
-    dense_weight: float = 1.0
-    keyword_weight: float = 0.15
-    identifier_weight: float = 0.05  # a third list: chunks holding every identifier the question names
-    source_support: float = 0.1  # share of a source's next two best chunk scores added to each of its chunks
-    neighbours: int = 0  # chunks added on each side of a hit, same section; 0: off (measured no gain)
-    passage_tokens: int = 350  # most tokens one expanded passage may reach
-    dedupe: float = 0.8  # drop a passage when this share of its words is in a better one; 1: off
 
 
 @dataclass

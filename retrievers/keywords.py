@@ -1,45 +1,31 @@
-"""The keyword side of hybrid retrieval: a BM25-family index of a collection's live chunks.
+"""The keyword side of hybrid retrieval: the terms a text is indexed and searched under.
 
-It lives in the SQL database beside the catalog, so it scales with the database
-and every replica sees the same one: an FTS5 table on SQLite (ranked by FTS5's own
-`bm25()`), a `tsvector` column with a GIN index on PostgreSQL (ranked by idf ×
-`ts_rank`, PostgreSQL's length-normalised term frequency). The catalog writes it in
-the very transactions that make chunks live or take them away, so it always holds
-exactly the live chunks, whatever instant a process is killed at.
-
-Both engines index the terms made here, not their own parse of the text: their
-parsers split `work_mem` or `pg_stat_activity.query` into pieces, or take a dotted
-name for a host name. An identifier is indexed whole, as written (lower-cased), and
-also as its parts, so `work_mem`, `40P01`, `--jobs` and `pg_dump` are found exactly
-while "work memory" still matches. Plain words are stemmed (Snowball) in the
-collection's language.
+The SQL engines index the terms made here (retrievers.keyword_index), not their own
+parse of the text: their parsers split `work_mem` or `pg_stat_activity.query` into
+pieces, or take a dotted name for a host name. An identifier is indexed whole, as
+written (lower-cased), and also as its parts, so `work_mem`, `40P01`, `--jobs` and
+`pg_dump` are found exactly while "work memory" still matches. Plain words are
+stemmed (Snowball) in the collection's language. Pure functions; imports no database.
 """
 
 from __future__ import annotations
 
-import hashlib
-import math
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Protocol
-
-from sqlalchemy import Connection, text
+from typing import Any
 
 from retrievers.words import STOP_WORDS
 
 __all__ = [
     "KEYWORD_VERSION",
-    "KeywordBackend",
     "KeywordScheme",
-    "PostgresKeywords",
-    "SqliteKeywords",
+    "check_language",
     "document_terms",
     "is_identifier",
-    "keyword_backend",
     "query_terms",
+    "terms_of",
 ]
 
 # Bump when the terms made from a text change: collections indexed with an older
@@ -52,11 +38,6 @@ _PART = re.compile(r"[^\W_]+")
 _SEGMENT = re.compile(r"[.:]")
 _HYPHENATED = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)+")
 _MAX_TERM = 100
-_MAX_POSITIONS = 255  # PostgreSQL keeps at most 256 positions per lexeme
-# A term in a chunk's heading path counts this many times one in its text: a page or
-# section named after what is asked is usually where the answer is.
-TITLE_WEIGHT = 3.0
-_PG_WEIGHTS = f"{{{round(1 / TITLE_WEIGHT, 4)}, 0, 0, 1.0}}"  # ts_rank's {D, C, B, A}: body D, title A
 
 # Words of questions that say nothing about the topic.
 _QUERY_STOP = STOP_WORDS | frozenset(
@@ -159,192 +140,3 @@ def query_terms(question: str, language: str) -> list[str]:
         # An identifier's parts stay, whatever they are: "work" counts in work_mem.
         kept.extend(terms if len(terms) > 1 else (t for t in terms if t not in _QUERY_STOP))
     return list(dict.fromkeys(kept))
-
-
-def keyword_rowid(collection_id: int, chunk_id: str) -> int:
-    """A 63-bit row id for a chunk's keyword row (FTS5 tables are keyed by integer)."""
-    digest = hashlib.sha256(f"{collection_id}\0{chunk_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") & (2**63 - 1)
-
-
-@dataclass(frozen=True)
-class KeywordRow:
-    chunk_id: str
-    title: str
-    text: str
-
-
-class KeywordBackend(Protocol):
-    """One database's keyword index. Writes take the caller's connection (its transaction)."""
-
-    def add(self, conn: Connection, collection_id: int, rows: Sequence[KeywordRow], language: str) -> None: ...
-
-    def remove(self, conn: Connection, collection_id: int, chunk_ids: Sequence[str]) -> None: ...
-
-    def drop_collection(self, conn: Connection, collection_id: int) -> None: ...
-
-    def exists(self, conn: Connection, collection_id: int, term: str) -> bool: ...
-
-    def search(
-        self, conn: Connection, collection_id: int, terms: Sequence[str], k: int, *, every: bool = False
-    ) -> list[tuple[str, float]]:
-        """(chunk id, score) of the best `k` chunks holding any (`every`: all) of the terms, best first."""
-        ...
-
-
-def _chunked(values: Sequence[Any], size: int = 500) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
-
-
-def _fts_phrase(term: str) -> str:
-    return '"' + term.replace('"', '""') + '"'
-
-
-class _KeywordTable:
-    """What both backends' `chunk_keywords` tables share."""
-
-    def drop_collection(self, conn: Connection, collection_id: int) -> None:
-        conn.execute(text("DELETE FROM chunk_keywords WHERE collection_id = :c"), {"c": collection_id})
-
-
-class SqliteKeywords(_KeywordTable):
-    """FTS5 table `chunk_keywords(title, terms, collection_id UNINDEXED, chunk_id UNINDEXED)`."""
-
-    def add(self, conn: Connection, collection_id: int, rows: Sequence[KeywordRow], language: str) -> None:
-        if not rows:
-            return
-        self.remove(conn, collection_id, [r.chunk_id for r in rows])  # a rebuilt row replaces the old one
-        conn.execute(
-            text(
-                "INSERT INTO chunk_keywords(rowid, title, terms, collection_id, chunk_id) VALUES (:r, :h, :t, :c, :i)"
-            ),
-            [
-                {
-                    "r": keyword_rowid(collection_id, r.chunk_id),
-                    "h": " ".join(terms_of(r.title, language)),
-                    "t": " ".join(terms_of(r.text, language)),
-                    "c": collection_id,
-                    "i": r.chunk_id,
-                }
-                for r in rows
-            ],
-        )
-
-    def remove(self, conn: Connection, collection_id: int, chunk_ids: Sequence[str]) -> None:
-        for part in _chunked([keyword_rowid(collection_id, i) for i in chunk_ids]):
-            conn.execute(text(f"DELETE FROM chunk_keywords WHERE rowid IN ({','.join(str(r) for r in part)})"))
-
-    def exists(self, conn: Connection, collection_id: int, term: str) -> bool:
-        found = conn.execute(
-            text("SELECT 1 FROM chunk_keywords WHERE chunk_keywords MATCH :q AND collection_id = :c LIMIT 1"),
-            {"q": _fts_phrase(term), "c": collection_id},
-        ).first()
-        return found is not None
-
-    def search(
-        self, conn: Connection, collection_id: int, terms: Sequence[str], k: int, *, every: bool = False
-    ) -> list[tuple[str, float]]:
-        if not terms:
-            return []
-        rows = conn.execute(
-            text(
-                f"SELECT chunk_id, bm25(chunk_keywords, {TITLE_WEIGHT}, 1.0) AS rank FROM chunk_keywords "
-                "WHERE chunk_keywords MATCH :q AND collection_id = :c ORDER BY rank LIMIT :k"
-            ),
-            {
-                "q": (" AND " if every else " OR ").join(_fts_phrase(t) for t in terms),
-                "c": collection_id,
-                "k": k,
-            },
-        ).all()
-        return [(str(r.chunk_id), -float(r.rank)) for r in rows]  # bm25() is lower-is-better
-
-
-def _lexeme(term: str) -> str:
-    return "'" + term.replace("\\", "\\\\").replace("'", "''") + "'"
-
-
-def _tsvector(title: Sequence[str], body: Sequence[str]) -> str:
-    """A tsvector literal: title terms weighted A, body terms D (ts_rank's weights tell them apart)."""
-    positions: dict[str, list[str]] = {}
-    for position, (term, weight) in enumerate([*((t, "A") for t in title), *((t, "") for t in body)], start=1):
-        found = positions.setdefault(term, [])
-        if len(found) < _MAX_POSITIONS:
-            found.append(f"{min(position, 16383)}{weight}")
-    return " ".join(f"{_lexeme(t)}:{','.join(p)}" for t, p in positions.items())
-
-
-class PostgresKeywords(_KeywordTable):
-    """Table `chunk_keywords(collection_id, chunk_id, terms tsvector)` with a GIN index on `terms`."""
-
-    def add(self, conn: Connection, collection_id: int, rows: Sequence[KeywordRow], language: str) -> None:
-        if not rows:
-            return
-        conn.execute(
-            text(
-                "INSERT INTO chunk_keywords(collection_id, chunk_id, terms) "
-                "VALUES (:c, :i, CAST(:t AS tsvector)) "
-                "ON CONFLICT (collection_id, chunk_id) DO UPDATE SET terms = EXCLUDED.terms"
-            ),
-            [
-                {
-                    "c": collection_id,
-                    "i": r.chunk_id,
-                    "t": _tsvector(terms_of(r.title, language), terms_of(r.text, language)),
-                }
-                for r in rows
-            ],
-        )
-
-    def remove(self, conn: Connection, collection_id: int, chunk_ids: Sequence[str]) -> None:
-        for part in _chunked(list(chunk_ids)):
-            conn.execute(
-                text("DELETE FROM chunk_keywords WHERE collection_id = :c AND chunk_id = ANY(:ids)"),
-                {"c": collection_id, "ids": list(part)},
-            )
-
-    def exists(self, conn: Connection, collection_id: int, term: str) -> bool:
-        found = conn.execute(
-            text("SELECT 1 FROM chunk_keywords WHERE collection_id = :c AND terms @@ CAST(:q AS tsquery) LIMIT 1"),
-            {"q": _lexeme(term), "c": collection_id},
-        ).first()
-        return found is not None
-
-    def search(
-        self, conn: Connection, collection_id: int, terms: Sequence[str], k: int, *, every: bool = False
-    ) -> list[tuple[str, float]]:
-        if not terms:
-            return []
-        joiner = " & " if every else " | "
-        params: dict[str, Any] = {"c": collection_id, "k": k, "q": joiner.join(_lexeme(t) for t in terms)}
-        counts = ", ".join(f"count(*) FILTER (WHERE terms @@ CAST(:t{n} AS tsquery))" for n in range(len(terms)))
-        params.update({f"t{n}": _lexeme(t) for n, t in enumerate(terms)})
-        total, *df = conn.execute(
-            text(
-                f"SELECT (SELECT count(*) FROM chunk_keywords WHERE collection_id = :c), {counts} "
-                "FROM chunk_keywords WHERE collection_id = :c AND terms @@ CAST(:q AS tsquery)"
-            ),
-            params,
-        ).one()
-        # BM25's idf; ts_rank (normalisation 1: divided by 1 + log length) supplies the term frequency.
-        weights = [math.log(1 + (total - d + 0.5) / (d + 0.5)) for d in df]
-        score = " + ".join(
-            f"{w:.6f} * ts_rank('{_PG_WEIGHTS}', terms, CAST(:t{n} AS tsquery), 1)"
-            for n, w in enumerate(weights)
-            if df[n]
-        )
-        if not score:
-            return []
-        rows = conn.execute(
-            text(
-                f"SELECT chunk_id, {score} AS score FROM chunk_keywords "
-                "WHERE collection_id = :c AND terms @@ CAST(:q AS tsquery) ORDER BY score DESC LIMIT :k"
-            ),
-            params,
-        ).all()
-        return [(str(r.chunk_id), float(r.score)) for r in rows]
-
-
-def keyword_backend(dialect: str) -> KeywordBackend:
-    return PostgresKeywords() if dialect == "postgresql" else SqliteKeywords()

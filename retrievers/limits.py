@@ -11,8 +11,8 @@ from __future__ import annotations
 from langchain_core.documents import Document
 
 from assistant.errors import InputFileError
+from assistant.settings import DocumentSettings
 from assistant.text import storable
-from retrievers.loaders import ParseOptions
 
 __all__ = ["check_size", "clean_sections"]
 
@@ -29,7 +29,7 @@ def clean_sections(sections: list[Document]) -> list[Document]:
     ]
 
 
-def check_size(source: str, sections: list[Document], options: ParseOptions) -> None:
+def check_size(source: str, sections: list[Document], options: DocumentSettings) -> None:
     """Refuse a document whose text is over the limits, naming the file, the limit and the fix."""
     total = sum(len(s.page_content) for s in sections)
     if total > options.max_file_chars:

@@ -2,11 +2,12 @@
 
 `search` returns scored `Passage`s for our chains; the `BaseRetriever` interface
 returns Documents (score in metadata) for anyone composing their own LangChain chain.
+It wraps retrievers.search, which never imports it.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
@@ -16,9 +17,7 @@ from pydantic import ConfigDict
 
 from retrievers.hybrid import Retrieval
 from retrievers.passage import Passage
-
-if TYPE_CHECKING:
-    from retrievers.index import DocumentIndex
+from retrievers.search import HybridSearch
 
 __all__ = ["PassageRetriever"]
 
@@ -28,7 +27,7 @@ class PassageRetriever(BaseRetriever):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    index: Any  # DocumentIndex; Any keeps pydantic from importing it at class creation
+    searcher: HybridSearch
     collection: str
     k: int = 4
     local_only: bool = False  # the collection's questions never go to a large model
@@ -36,16 +35,14 @@ class PassageRetriever(BaseRetriever):
     @property
     def embeddings(self) -> Embeddings:
         """The embedder this collection was built with (the one its queries use)."""
-        index: DocumentIndex = self.index
-        return index.embeddings_for(self.collection)
+        return self.searcher.embeddings_for(self.collection)
 
     def search(self, query: str, k: int | None = None) -> list[Passage]:
         return self.retrieve(query, k).passages
 
     def retrieve(self, query: str, k: int | None = None) -> Retrieval:
         """Passages and the evidence behind them (lists, terms) that the router reads."""
-        index: DocumentIndex = self.index
-        return index.retrieve(self.collection, query, k or self.k)
+        return self.searcher.retrieve(self.collection, query, k or self.k)
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any

@@ -23,7 +23,7 @@ from typing import Any
 from langchain_core.documents import Document
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-from retrievers.loaders import HEADING_SEPARATOR
+from retrievers.sections import HEADING_SEPARATOR
 
 __all__ = ["TokenSplitter", "chunk_title", "content_hash", "embedding_text"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from functools import cache
 from pathlib import Path
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from chromadb.api import ClientAPI
     from chromadb.api.models.Collection import Collection
 
-__all__ = ["ChunkStore", "connect_chroma"]
+__all__ = ["ChunkStore", "connect_chroma", "scalar_meta"]
 
 log = logging.getLogger(__name__)
 _PAGE = 5000
@@ -66,6 +66,11 @@ def connect_chroma(url: str | None, path: Path) -> ClientAPI:
             f"cannot be opened ({type(exc).__name__}: {exc})",
             "Make ASSISTANT_DATA_DIR a writable folder, or use a Chroma server (ASSISTANT_CHROMA_URL).",
         ) from exc
+
+
+def scalar_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """The values Chroma accepts in metadata: only str, int, float and bool."""
+    return {k: v for k, v in meta.items() if isinstance(v, str | int | float | bool)}
 
 
 @cache

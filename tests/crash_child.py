@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from assistant import Assistant, Settings
-from retrievers.catalog import Catalog
 from retrievers.embedder import OnnxEmbedder
+from retrievers.ledger import Ledger
 from retrievers.store import ChunkStore
 
-CLASSES: dict[str, type] = {"Catalog": Catalog, "ChunkStore": ChunkStore, "OnnxEmbedder": OnnxEmbedder}
+CLASSES: dict[str, type] = {"Ledger": Ledger, "ChunkStore": ChunkStore, "OnnxEmbedder": OnnxEmbedder}
 
 
 def arm(point: str) -> None:

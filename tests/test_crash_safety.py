@@ -72,7 +72,7 @@ def catalog_rows(bot: Assistant) -> tuple[list[tuple[Any, ...]], list[tuple[Any,
             (r.id, r.state, r.seq, r.text, repr(sorted(r.meta.items())))
             for r in conn.execute(select(chunks).where(chunks.c.collection_id == col.id))
         )
-    return docs, rows, sorted(bot.index.catalog.keyword_ids(col.id))
+    return docs, rows, sorted(bot.index.keywords.ids(col.id))
 
 
 def open_bot(state: Path) -> Assistant:
@@ -108,14 +108,14 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 POINTS = [
-    "Catalog.stage#1:after",  # pending rows recorded, nothing in Chroma yet
+    "Ledger.stage#1:after",  # pending rows recorded, nothing in Chroma yet
     "ChunkStore.upsert#1:after",  # vectors in Chroma, still pending in SQL
-    "Catalog.commit#1:after",  # new version live, stale chunks marked deleting, still in Chroma
-    "Catalog.purge#1",  # stale chunks gone from Chroma, their rows still there
-    "Catalog.remove_document#1",  # a removed file's vectors deleted, its rows not yet
-    "Catalog.move#1",  # a renamed file's metadata updated in Chroma, not yet in SQL
+    "Ledger.commit#1:after",  # new version live, stale chunks marked deleting, still in Chroma
+    "Ledger.purge#1",  # stale chunks gone from Chroma, their rows still there
+    "Ledger.remove_document#1",  # a removed file's vectors deleted, its rows not yet
+    "Ledger.move#1",  # a renamed file's metadata updated in Chroma, not yet in SQL
     "OnnxEmbedder.embed_documents#2",  # in the middle of embedding
-    "Catalog.stage#3",  # between batches, after some were complete
+    "Ledger.stage#3",  # between batches, after some were complete
 ]
 
 

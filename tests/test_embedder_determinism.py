@@ -33,7 +33,7 @@ def passages(bot: Assistant) -> list[str]:
     """Realistic texts of every length: the handbook's chunks as embedded, the sample
     questions and their reference answers."""
     col = bot.index.catalog.require("handbook")
-    chunks = [embedding_text(c.meta, c.text) for page in bot.index.catalog.iter_live_chunks(col.id) for c in page]
+    chunks = [embedding_text(c.meta, c.text) for page in bot.index.ledger.iter_live_chunks(col.id) for c in page]
     rows = [json.loads(line) for line in (ROOT / "data" / "handbook_qa.jsonl").read_text().splitlines() if line]
     texts = chunks + [r["question"] for r in rows] + [r["reference"] for r in rows if r.get("reference")]
     assert len(chunks) > 10 and len(texts) > 50

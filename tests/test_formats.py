@@ -7,14 +7,15 @@ from pathlib import Path
 import pytest
 
 from assistant import InputFileError
+from assistant.settings import DocumentSettings
 from retrievers.detect import BINARY, detect_kind
-from retrievers.loaders import ParseOptions, parse
+from retrievers.loaders import parse
 from tests.samples import write_all_formats, write_docx, write_pdf
 
-OPTIONS = ParseOptions()
+OPTIONS = DocumentSettings()
 
 
-def sections(path: Path, options: ParseOptions = OPTIONS) -> list[tuple[str, str]]:
+def sections(path: Path, options: DocumentSettings = OPTIONS) -> list[tuple[str, str]]:
     data = path.read_bytes()
     return [(d.metadata["location"], d.page_content) for d in parse(detect_kind(path, data), path, data, options)]
 
@@ -43,7 +44,7 @@ def test_each_format_keeps_its_structure(tmp_path: Path) -> None:
         ("row 2", "part: filter F7\nprice: 9.90 EUR\nsupplier: Borg"),
     ]
     assert sections(folder / "faq.json") == [("Parking", "Visitors park on level -1."), ("Wifi", "Wifi is GUEST-5.")]
-    nested = ParseOptions(json_text_field="body.text")
+    nested = DocumentSettings(json_text_field="body.text")
     assert sections(folder / "tickets.jsonl", nested) == [
         ("line 1", "Printer P3 jams with A3 paper."),
         ("line 2", "Badge reader B1 resets nightly."),

@@ -18,10 +18,11 @@ from langchain_core.documents import Document
 from sqlalchemy import select
 
 from assistant import Assistant, Settings
+from assistant.settings import DocumentSettings
 from retrievers.catalog_tables import collections
 from retrievers.detect import BINARY, detect_kind
 from retrievers.jobs import IngestJob, IngestJobs
-from retrievers.loaders import ParseOptions, parse
+from retrievers.loaders import parse
 from retrievers.report import IngestProgress, IngestReport
 from retrievers.scan import read_file
 from tests.helpers import chroma_rows, index_content
@@ -157,7 +158,7 @@ def test_chunk_line_numbers_point_at_the_chunk(bot: Assistant) -> None:
 def test_markdown_heading_padded_with_spaces_parses_at_once() -> None:
     # `(.+?)\s*#*\s*$` took 21 s for 2,000 spaces and grows as the cube.
     data = ("# Pumps" + " " * 50_000 + "x ##\n\nBody.\n").encode()
-    sections = parse("md", Path("padded.md"), data, ParseOptions())
+    sections = parse("md", Path("padded.md"), data, DocumentSettings())
     assert sections[0].metadata["heading"] == "Pumps" + " " * 50_000 + "x"
 
 

@@ -55,7 +55,7 @@ def test_chunks_fit_the_embedder(fresh: Assistant, tmp_path: Path) -> None:
     (folder / "long.md").write_text(f"# {heading}\n\n" + "Pressure readings are logged hourly. " * 400)
     fresh.ingest(folder, "long")
     embedder = fresh.index.embeddings_for("long")
-    rows = fresh.index.catalog.iter_live_chunks(fresh.index.catalog.require("long").id)
+    rows = fresh.index.ledger.iter_live_chunks(fresh.index.catalog.require("long").id)
     sizes = [embedder.count_tokens(f"{c.meta['title']}\n{c.text}") for page in rows for c in page]  # type: ignore[attr-defined]
     assert len(sizes) > 10 and max(sizes) <= embedder.max_tokens == 256  # type: ignore[attr-defined]
 

@@ -67,7 +67,7 @@ class TestPassageRetriever(RetrieversIntegrationTests):
 
     @property
     def retriever_constructor_params(self) -> dict[str, Any]:
-        return {"index": self.assistant.index, "collection": "handbook"}
+        return {"searcher": self.assistant.index.searcher, "collection": "handbook"}
 
     @property
     def retriever_query_example(self) -> str:

@@ -26,7 +26,7 @@ COLLECTION = "handbook"
 
 def variant(bot: Assistant, **settings: Any) -> Assistant:
     """Another assistant over the same model, index and database, with other settings."""
-    return Assistant(llm=bot.llm, index=bot.index, memory=bot.memory, settings=bot.settings.model_copy(update=settings))
+    return bot.with_settings(**settings)
 
 
 def prompt_text(bot: Assistant, question: str, user: str, session: str) -> str:

@@ -1,4 +1,4 @@
-"""The README's curl examples, run as written against a live server."""
+"""The curl examples of the HTTP API docs (docs/http-api.md), run as written against a live server."""
 
 from __future__ import annotations
 
@@ -19,14 +19,14 @@ pytestmark = pytest.mark.llm
 MARKER = "<!-- curl-examples"
 
 
-def readme_curl_block() -> str:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+def docs_curl_block() -> str:
+    text = (ROOT / "docs" / "http-api.md").read_text(encoding="utf-8")
     after = text[text.index(MARKER) :]
     return re.search(r"```bash\n(.*?)```", after, re.DOTALL).group(1)  # type: ignore[union-attr]
 
 
 def test_the_readme_curl_examples_work(bot: Assistant) -> None:
-    block = readme_curl_block()
+    block = docs_curl_block()
     first, rest = block.split("\n", 1)
     assert first.startswith("export ASSISTANT_URL=")  # the placeholder line; the test sets both instead
     url, server, thread = start(bot, ServerOptions(requests_per_minute=1000))

@@ -12,9 +12,9 @@ from sqlalchemy import text, update
 
 from assistant import Assistant, Settings
 from assistant.errors import ConfigurationError
+from assistant.settings import RetrievalSettings
 from retrievers.catalog_tables import collections
 from retrievers.embedder import bundled_embedder_path
-from retrievers.hybrid import SearchOptions
 from retrievers.keywords import document_terms, query_terms
 from retrievers.rerank import CrossEncoderReranker
 
@@ -131,18 +131,18 @@ def test_keyword_index_follows_every_change(tmp_path: Path) -> None:
     index, catalog = bot.index, bot.index.catalog
     col = catalog.require("moving")
     assert index.check("moving").consistent
-    assert catalog.search_keywords(col.id, ["40p01"], 5)
+    assert index.keywords.search(col.id, ["40p01"], 5)
 
     (folder / "errors.md").write_text(ERRORS.replace("40P01 | deadlock_detected", "40P99 | invented_code"))
     bot.ingest(folder, "moving")
     assert index.check("moving").consistent
-    assert catalog.search_keywords(col.id, ["40p01"], 5) == []
-    assert catalog.search_keywords(col.id, ["40p99"], 5)
+    assert index.keywords.search(col.id, ["40p01"], 5) == []
+    assert index.keywords.search(col.id, ["40p99"], 5)
 
     (folder / "dump.md").unlink()
     bot.ingest(folder, "moving")
     assert index.check("moving").consistent
-    assert catalog.search_keywords(col.id, ["--jobs"], 5) == []
+    assert index.keywords.search(col.id, ["--jobs"], 5) == []
 
     bot.delete_collection("moving")
     with catalog.engine.connect() as conn:
@@ -202,7 +202,7 @@ def test_keyword_index_on_postgresql(postgres_url: str, tmp_path: Path) -> None:
         (folder / "dump.md").unlink()
         bot.ingest(folder, name)
         col = bot.index.catalog.require(name)
-        assert bot.index.catalog.search_keywords(col.id, ["--jobs"], 5) == []
+        assert bot.index.keywords.search(col.id, ["--jobs"], 5) == []
         assert bot.index.check(name).consistent
     finally:
         bot.delete_collection(name)
@@ -219,8 +219,9 @@ def test_a_hit_grows_by_its_neighbours_without_repeating_their_overlap(tmp_path:
     bot = Assistant.from_settings(Settings(data_dir=tmp_path / "state", chunk_tokens=60, chunk_overlap_tokens=12))
     bot.ingest(tmp_path / "docs", "guide")
     question = "Which bracket is fastened in step 12?"
-    alone = bot.index.retrieve("guide", question, 1, SearchOptions(neighbours=0)).passages[0]
-    grown = bot.index.retrieve("guide", question, 1, SearchOptions(neighbours=1, passage_tokens=200)).passages[0]
+    alone = bot.index.retrieve("guide", question, 1, RetrievalSettings(neighbour_chunks=0)).passages[0]
+    wider = RetrievalSettings(neighbour_chunks=1, passage_max_tokens=200)
+    grown = bot.index.retrieve("guide", question, 1, wider).passages[0]
     assert grown.chunk_id == alone.chunk_id
     assert alone.text in grown.text and len(grown.text) > len(alone.text)
     assert grown.metadata["expanded"] > 1
@@ -236,8 +237,8 @@ def test_near_duplicates_are_dropped(tmp_path: Path) -> None:
     bot = Assistant.from_settings(Settings(data_dir=tmp_path / "state"))
     bot.ingest(docs, "twice")
     question = "What does SQLSTATE 40P01 mean?"
-    kept = bot.index.retrieve("twice", question, 4, SearchOptions(dedupe=1.0)).passages
-    deduped = bot.index.retrieve("twice", question, 4, SearchOptions(dedupe=0.8)).passages
+    kept = bot.index.retrieve("twice", question, 4, RetrievalSettings(dedupe_overlap=1.0)).passages
+    deduped = bot.index.retrieve("twice", question, 4, RetrievalSettings(dedupe_overlap=0.8)).passages
     assert {"errors.md", "errors-copy.md"} <= {p.source for p in kept}
     assert len([p for p in deduped if "deadlock_detected" in p.text]) == 1
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 import pytest
 
 from assistant.errors import ConfigurationError, InvalidInputError
+from assistant.settings import RoutingSettings
 from chains.confidence import AFTER_DRAFT, BEFORE_DRAFT, ConfidenceModel, LogisticModel
-from chains.route import RoutePolicy, Thresholds, check_requested_route
+from chains.route import RoutePolicy, check_requested_route
 
 
 def stage(names: tuple[str, ...], weights: dict[str, float], centres: dict[str, float]) -> LogisticModel:
@@ -24,7 +25,7 @@ MODEL = ConfidenceModel(
     stage(BEFORE_DRAFT, {"best_score": 20.0}, {"best_score": 0.4}),
     stage(AFTER_DRAFT, {"kept_share": 8.0}, {"kept_share": 0.5}),
 )
-THRESHOLDS = Thresholds(min_relevance=0.33, answer_confidence=0.7, decline_confidence=0.2, min_context_fit=0.5)
+THRESHOLDS = RoutingSettings(min_relevance=0.33, answer_confidence=0.7, decline_confidence=0.2, min_context_fit=0.5)
 LARGE = RoutePolicy(THRESHOLDS, has_large=True, confidence=MODEL)
 SMALL_ONLY = RoutePolicy(THRESHOLDS, has_large=False, confidence=MODEL)
 GOOD = {"best_score": 0.6, "score_gap": 0.1, "relevant_passages": 2, "context_fit": 1.0}

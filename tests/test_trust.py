@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from assistant import Assistant, Settings
+from chains.citing import EXTRACTIVE_LEAD
 from chains.condense import _acceptable
-from chains.pipeline import EXTRACTIVE_LEAD
 from chains.verify import SentenceGate, Verifier, exact_tokens
 from retrievers.passage import Passage
 

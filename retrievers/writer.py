@@ -1,0 +1,251 @@
+"""Embed and write new and changed documents into a collection, following the ledger's
+crash-safe protocol (retrievers.ledger): stage a slice of chunks, upsert their vectors,
+and commit a document once all its chunks are written.
+
+Chunks are embedded and written `batch_chunks` at a time whatever the files' sizes, the
+lease renewed after each batch, so a large file makes progress, reports it, and resumes
+after a kill. A file whose text the embedder refuses is reported; the others go on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from langchain_core.documents import Document
+from langchain_core.embeddings import Embeddings
+
+from assistant.errors import AssistantError
+from assistant.settings import DocumentSettings
+from retrievers.catalog import CollectionRow
+from retrievers.lease import Holding
+from retrievers.ledger import ChunkRow, DocumentRow, Ledger, StagedDocument
+from retrievers.reading import Candidate, FileReader
+from retrievers.report import FileIssue, IngestProgress, IngestReport
+from retrievers.scan import stored_path
+from retrievers.splitter import content_hash, embedding_text
+from retrievers.store import ChunkStore, scalar_meta
+
+if TYPE_CHECKING:
+    from chromadb.api.models.Collection import Collection
+
+__all__ = ["DocumentWriter", "batch_chunks"]
+
+log = logging.getLogger(__name__)
+
+
+def batch_chunks(settings: DocumentSettings) -> int:
+    """Chunks embedded and written together (a larger file takes several batches)."""
+    return 4 * settings.embedding_batch_size
+
+
+def _chunk_id(doc_key: str, chunk_hash: str, occurrence: int) -> str:
+    return content_hash(f"{doc_key}\0{chunk_hash}\0{occurrence}")[:40]
+
+
+@dataclass(eq=False)  # compared by identity: two documents are never the same
+class _Open:
+    """A document staged in this run, written a slice at a time, committed once all is written."""
+
+    candidate: Candidate
+    doc: StagedDocument
+    notes: list[str]
+    waiting: int  # its chunks not yet embedded and written
+
+
+class DocumentWriter:
+    """Writes one run's candidates into one collection's Chroma index and ledger."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        store: ChunkStore,
+        embeddings: Embeddings,
+        reader: FileReader,
+        batch_chunks: int,
+    ) -> None:
+        self.ledger = ledger
+        self.store = store
+        self.embeddings = embeddings
+        self.reader = reader
+        self.batch_chunks = batch_chunks
+
+    def write_all(
+        self,
+        col: CollectionRow,
+        chroma: Collection,
+        candidates: list[Candidate],
+        holding: Holding,
+        report: IngestReport,
+        started: float,
+        on_progress: Callable[[IngestProgress], None] | None,
+    ) -> None:
+        """Embed and write the candidates' chunks `batch_chunks` at a time, whatever the files'
+        sizes; a document is committed once all its chunks are written."""
+        keys = self.ledger.doc_keys(col.id)
+        leftovers = self.ledger.incomplete_documents(col.id)
+        opened: list[_Open] = []  # staged, in order; only the last ones may still wait for chunks
+        queued: list[tuple[_Open, ChunkRow]] = []  # chunks to embed, in order
+        done = 0
+        path = ""
+
+        def progress() -> None:
+            if on_progress:
+                elapsed = max(time.perf_counter() - started, 1e-6)
+                on_progress(
+                    IngestProgress(done, len(candidates), report.chunks_added, report.chunks_added / elapsed, path)
+                )
+
+        def write(count: int) -> None:
+            nonlocal queued, opened, done
+            batch, queued = queued[:count], queued[count:]
+            failed = self._write_slice(col, chroma, batch, report)
+            if failed:
+                queued = [(o, c) for o, c in queued if o not in failed]
+                opened = [o for o in opened if o not in failed]
+                done += len(failed)
+            ready = [o for o in opened if o.waiting == 0]
+            if ready:
+                self._commit(col, chroma, ready, report)
+                opened = [o for o in opened if o.waiting > 0]
+                done += len(ready)
+            holding.renew()
+            progress()
+
+        every_s = min(30.0, holding.ttl_s / 4)
+        for candidate, parsed in self.reader.parse_ahead(candidates, holding.renew, every_s):
+            path = str(candidate.source)
+            if isinstance(parsed, FileIssue):
+                done += 1
+                report.files_failed.append(parsed)
+                log.warning("not indexed: %s: %s", parsed.path, parsed.reason)
+                progress()
+                continue
+            doc = self._stage(col, candidate, parsed.chunks, keys, leftovers)
+            report.chunks_resumed += len(doc.resumed)
+            todo = [c for c in doc.chunks if c.id in doc.fresh_ids and c.id not in doc.resumed]
+            item = _Open(candidate, doc, parsed.notes, len(todo))
+            opened.append(item)
+            queued.extend((item, c) for c in todo)
+            while len(queued) >= self.batch_chunks:
+                write(self.batch_chunks)
+            progress()
+        if queued or opened:
+            write(len(queued))
+
+    def _stage(
+        self,
+        col: CollectionRow,
+        candidate: Candidate,
+        sections: list[Document],
+        keys: set[str],
+        leftovers: Mapping[str, DocumentRow],
+    ) -> StagedDocument:
+        existing = candidate.existing
+        path = stored_path(candidate.path)
+        # A new document whose first writing was interrupted takes up its row again, to resume.
+        known = existing or leftovers.get(path)
+        if known is not None:
+            doc_key = known.doc_key
+        else:
+            salt = 0
+            doc_key = content_hash(f"{col.name}\0{path}")[:24]
+            while doc_key in keys:
+                salt += 1
+                doc_key = content_hash(f"{col.name}\0{path}\0{salt}")[:24]
+            keys.add(doc_key)
+        seen: Counter[str] = Counter()
+        rows = []
+        for seq, chunk in enumerate(sections):
+            heading = str(chunk.metadata.get("heading", ""))
+            chunk_hash = content_hash(f"{heading}\n{chunk.page_content}")
+            seen[chunk_hash] += 1
+            chunk_id = _chunk_id(doc_key, chunk_hash, seen[chunk_hash])
+            meta = scalar_meta({**chunk.metadata, "source": candidate.source, "chunk_index": seq, "doc_key": doc_key})
+            rows.append(ChunkRow(chunk_id, seq, chunk_hash, chunk.page_content, meta))
+        live: dict[str, ChunkRow] = {}
+        pending: dict[str, ChunkRow] = {}
+        if known is not None:
+            live = {c.id: c for c in self.ledger.live_chunks(col.id, [known.id]).get(known.id, [])}
+            pending = {c.id: c for c in self.ledger.pending_chunks(col.id, [known.id]).get(known.id, [])}
+        written = {**live, **pending}
+        ids = {r.id for r in rows}
+        return StagedDocument(
+            path=path,
+            source=candidate.source,
+            kind=candidate.kind,
+            file_hash=candidate.file_hash,
+            size=candidate.size,
+            doc_key=doc_key,
+            chunks=rows,
+            document_id=known.id if known else None,
+            fresh_ids=frozenset(ids - set(live)),
+            resumed=frozenset(ids & set(pending)),
+            restamped=frozenset(
+                r.id for r in rows if r.id in written and (written[r.id].meta, written[r.id].seq) != (r.meta, r.seq)
+            ),
+            stale_ids=tuple(i for i in written if i not in ids),
+        )
+
+    def _write_slice(
+        self, col: CollectionRow, chroma: Collection, batch: list[tuple[_Open, ChunkRow]], report: IngestReport
+    ) -> set[_Open]:
+        """Steps 1 and 2 of the protocol for one slice of chunks; returns the documents that
+        could not be embedded, reported and left out of the run."""
+        failed: set[_Open] = set()
+        try:
+            vectors = self._embed([c for _, c in batch])
+        except AssistantError:
+            raise
+        except Exception as exc:  # find the file whose text the embedder refuses; the others go on
+            owners = list(dict.fromkeys(o for o, _ in batch))
+            if len(owners) == 1:
+                failed.add(owners[0])
+            else:
+                for item in owners:
+                    try:
+                        self._embed([c for o, c in batch if o is item])
+                    except Exception:  # reported with the batch's error below
+                        failed.add(item)
+                if len(failed) == len(owners):
+                    raise  # not a file's problem: every file of the batch fails alike
+            for item in failed:
+                reason = f"could not be embedded ({type(exc).__name__}: {exc})"
+                report.files_failed.append(FileIssue(item.candidate.source, reason))
+                log.warning("not indexed: %s: %s", item.candidate.source, reason)
+            batch = [(o, c) for o, c in batch if o not in failed]
+            vectors = self._embed([c for _, c in batch])
+        docs = [o.doc for o in dict.fromkeys(o for o, _ in batch)]
+        self.ledger.stage(col.id, docs, {c.id for _, c in batch})
+        self.store.upsert(
+            chroma, [c.id for _, c in batch], [c.text for _, c in batch], [c.meta for _, c in batch], vectors
+        )
+        for item, _ in batch:
+            item.waiting -= 1
+        report.chunks_added += len(batch)
+        return failed
+
+    def _embed(self, chunks: list[ChunkRow]) -> list[list[float]]:
+        return self.embeddings.embed_documents([embedding_text(c.meta, c.text) for c in chunks]) if chunks else []
+
+    def _commit(self, col: CollectionRow, chroma: Collection, ready: list[_Open], report: IngestReport) -> None:
+        """Steps 3 to 5 of the protocol for documents whose new chunks are all written."""
+        docs = [o.doc for o in ready]
+        kept = [c for doc in docs for c in doc.chunks if c.id in doc.restamped]
+        self.store.update_metadata(chroma, [c.id for c in kept], [c.meta for c in kept])
+        self.ledger.commit(col.id, docs)
+        stale = [i for doc in docs for i in doc.stale_ids]
+        self.store.remove(chroma, stale)
+        self.ledger.purge(col.id, stale)
+        report.chunks_deleted += len(stale)
+        for item in ready:
+            if item.candidate.existing is None:
+                report.files_new += 1
+            else:
+                report.files_changed += 1
+            if item.notes:
+                report.files_partial.append(FileIssue(item.candidate.source, "; ".join(item.notes)))
