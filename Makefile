@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test test-fast lint bench clean
 
 setup:
 	bash scripts/bootstrap.sh
@@ -14,6 +14,11 @@ test: setup
 	$(VENV)/bin/ruff check assistant chains memory retrievers tests examples benchmarks
 	$(VENV)/bin/mypy
 	$(PY) -m pytest
+
+# The quick tier while you work: no model servers, no real model; under a minute on 2 cores.
+# What it leaves out is marked (llm, postgres, chroma_server, fallback_server, slow; see tests/conftest.py).
+test-fast:
+	$(PY) -m pytest -q -m "not llm and not postgres and not chroma_server and not fallback_server and not slow"
 
 lint: setup
 	$(VENV)/bin/ruff check assistant chains memory retrievers tests examples benchmarks

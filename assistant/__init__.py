@@ -8,6 +8,17 @@
 Importing this package loads no model, opens no database and imports none of the
 other packages: names are resolved on first use (PEP 562), so that `memory`,
 `chains` or `retrievers` can import `assistant.errors` without a cycle.
+
+    core          Assistant, the facade: it receives finished parts and delegates to them
+    factory       the one place parts are built from settings and wired together
+    settings      every setting, declared once in groups (the parts take the groups)
+    capabilities  what a model may offer beyond LangChain's interfaces (Protocols)
+    llamacpp      the in-process llama.cpp chat model; served: one behind an OpenAI-compatible server
+    errors        every error users see, each naming what to do; text: storable text
+    testing       FakeChatModel and FakeEmbeddings for your own tests
+    cli/          the `assistant` command (documents, questions, memory, serve, eval)
+    server/       the HTTP API and chat page (extra: server)
+    evals/        metrics and reports of `assistant eval` (extra: eval); extras: which extra a feature needs
 """
 
 from __future__ import annotations
@@ -16,7 +27,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from assistant.core import Assistant
+    from assistant.core import Assistant, build_assistant
     from assistant.errors import (
         AssistantError,
         CollectionBusyError,
@@ -34,7 +45,6 @@ if TYPE_CHECKING:
         UnknownSessionError,
         UserError,
     )
-    from assistant.core import build_assistant
     from assistant.llamacpp import ChatLlamaCpp
     from assistant.settings import Settings, load_settings
     from chains.reply import Reply, ReplyChunk, Source

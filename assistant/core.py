@@ -14,7 +14,6 @@ from langchain_core.document_loaders import BaseLoader
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
 
-from assistant.errors import CollectionExistsError
 from assistant.factory import Parts, build_parts, build_pipeline
 from assistant.settings import Settings
 from chains.confidence import ConfidenceModel
@@ -24,17 +23,14 @@ from chains.route import RequestedRoute
 from memory.audit import EscalationRecord
 from memory.facts import Fact
 from memory.ratings import ReviewTurn, StoredRating
-from memory.store import SessionInfo, SQLMemory, StoredMessage, StoredSummary, UserDeletion, check_text
+from memory.records import SessionInfo, StoredMessage, StoredSummary, UserDeletion, check_text
+from memory.store import SQLMemory
 from memory.transfer import export_session, import_session
 from retrievers.catalog import CollectionInfo
 from retrievers.embedder import EmbedderSpec
 from retrievers.index import DocumentIndex, IndexCheck, ReindexReport
 from retrievers.naming import (
     check_collection_name,
-    check_new_collection_name,
-    confusable_with,
-    is_private_name,
-    private_name,
 )
 from retrievers.report import IngestProgress, IngestReport
 from retrievers.retriever import PassageRetriever
@@ -133,20 +129,7 @@ class Assistant:
         is the one to ask it by. A shared name that reads like an existing shared one
         ("billing_ops" beside "billing-ops") is refused. `created_by`: the user who may
         write it over the HTTP API (default: the owner; None: admin keys only)."""
-        if owner is None:
-            shared = [n for n in self.index.names() if not is_private_name(n)]
-            like = confusable_with(collection, shared)
-            if like is not None and like != collection:  # the same name: the catalog says it exists
-                raise CollectionExistsError(collection, like=like)
-            stored = check_new_collection_name(collection)
-        else:
-            stored = private_name(check_new_collection_name(collection, private=True), owner)
-        try:
-            return self.index.create(
-                stored, embedder, local_only=local_only, owner=owner, created_by=created_by or owner
-            )
-        except CollectionExistsError:
-            raise CollectionExistsError(collection) from None  # named as the caller named it, not as stored
+        return self.index.add(collection, embedder, local_only=local_only, owner=owner, created_by=created_by)
 
     def set_local_only(self, collection: str, local_only: bool = True) -> CollectionInfo:
         """Mark a collection local-only (its questions never leave this machine's model) or not."""
@@ -224,9 +207,7 @@ class Assistant:
         route: RequestedRoute = "auto",
     ) -> Iterator[ReplyChunk]:
         """The answer's text as it is produced; the last chunk carries the whole Reply."""
-        check_text("question", question)
-        check_text("user id", user_id)
-        check_text("session id", session_id)
+        _check_texts(question, user_id, session_id)
         return self.pipeline.turn(
             question, user_id=user_id, session_id=session_id, collection=self._collection(collection), route=route
         )
@@ -244,9 +225,7 @@ class Assistant:
         the evidence, build the prompt), with nothing generated or stored: what the turn would
         retrieve (`query`, `passages`), the signals the router reads, and `outside`: why the
         documents do not answer it, when the router would decline before drafting."""
-        check_text("question", question)
-        check_text("user id", user_id)
-        check_text("session id", session_id)
+        _check_texts(question, user_id, session_id)
         return self.pipeline.prepare(
             question, user_id=user_id, session_id=session_id, collection=self._collection(collection), route=route
         )
@@ -350,3 +329,9 @@ def build_assistant(
 ) -> Assistant:
     """The assistant the settings describe; `llm`, `embeddings` and `fallback` replace the defaults."""
     return Assistant.from_settings(settings, fallback=fallback, llm=llm, embeddings=embeddings)
+
+
+def _check_texts(question: str, user_id: str, session_id: str) -> None:
+    check_text("question", question)
+    check_text("user id", user_id)
+    check_text("session id", session_id)

@@ -21,11 +21,13 @@ from urllib.parse import urlparse
 import httpx
 import openai
 from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
-from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_openai import ChatOpenAI
-from pydantic import PrivateAttr
+from pydantic import PrivateAttr, model_validator
 
+from assistant.capabilities import approximate_tokens
 from assistant.errors import ModelUnavailableError
 from assistant.llamacpp import usage_chunk
 
@@ -61,22 +63,48 @@ def openai_chat_options(base_url: str, model: str, api_key_env: str, max_tokens:
     }
 
 
-def _approximate_tokens(text: str) -> int:
-    return max(1, len(text) // 4)
+class ChatServedModel(BaseChatModel):
+    """The small model on an OpenAI-compatible server, with what the router reads from it.
 
+    A LangChain chat model of its own (`_generate`, `_stream`, `_llm_type`, the extension
+    points LangChain documents for custom models) around a ChatOpenAI that it calls
+    through its public `invoke` and `stream`. Pass the client as `chat=ChatOpenAI(...)`,
+    or pass ChatOpenAI's own keyword arguments and it builds the client from them.
+    """
 
-class ChatServedModel(ChatOpenAI):
-    """The small model on an OpenAI-compatible server, with what the router reads from it."""
-
+    chat: ChatOpenAI
     _count_url: str | None = PrivateAttr(default=None)
     _json_style: str | None = PrivateAttr(default=None)
     _counter: Callable[[str], int] = PrivateAttr()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _client(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "chat" not in data:
+            return {"chat": ChatOpenAI(**data)}
+        return data
 
     def model_post_init(self, context: Any) -> None:
         super().model_post_init(context)
         root = str(self.openai_api_base or "").rstrip("/")
         self._count_url = (root.removesuffix("/v1") + "/extras/tokenize/count") if root else None
         self._counter = lru_cache(maxsize=4096)(self._count_remote)
+
+    @property
+    def _llm_type(self) -> str:
+        return "served-openai-compatible"
+
+    @property
+    def model_name(self) -> str:
+        return self.chat.model_name
+
+    @property
+    def openai_api_base(self) -> str | None:
+        return self.chat.openai_api_base
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model_name": self.model_name, "base_url": self.openai_api_base}
 
     def _stream(
         self,
@@ -95,15 +123,15 @@ class ChatServedModel(ChatOpenAI):
         answer: list[str] = []
         tokens = 0
         finished = False
-        parent = super()._stream
-        for chunk in self._logprobs_or_not(lambda: parent(messages, stop, run_manager, **kwargs)):
-            usage_seen = usage_seen or chunk.message.usage_metadata is not None  # type: ignore[attr-defined]
-            info = chunk.generation_info or {}
-            reason = info.get("finish_reason") or chunk.message.response_metadata.get("finish_reason")
-            finished = finished or bool(reason)
-            answer.append(chunk.text)
-            tokens += len((info.get("logprobs") or {}).get("content") or [])
-            yield chunk
+        for message in self._logprobs_or_not(lambda: self.chat.stream(messages, stop=stop, **kwargs)):
+            usage_seen = usage_seen or message.usage_metadata is not None
+            metadata = message.response_metadata
+            finished = finished or bool(metadata.get("finish_reason"))
+            answer.append(message.text)
+            tokens += len((metadata.get("logprobs") or {}).get("content") or [])
+            if message.chunk_position:  # the client's end of stream; this one may have a usage chunk to add
+                message = message.model_copy(update={"chunk_position": None})
+            yield ChatGenerationChunk(message=message)
         if not finished:
             # llama_cpp.server by default ends a stream early, without a finish reason, as soon
             # as another request arrives: with several replicas (or clients) answers come back cut.
@@ -124,12 +152,10 @@ class ChatServedModel(ChatOpenAI):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        parent = super()._generate
+        def call() -> Iterator[BaseMessage]:
+            yield self.chat.invoke(messages, stop=stop, **kwargs)
 
-        def call() -> Iterator[ChatResult]:
-            yield parent(messages, stop, run_manager, **kwargs)
-
-        return next(self._logprobs_or_not(call))
+        return ChatResult(generations=[ChatGeneration(message=next(self._logprobs_or_not(call)))])
 
     def _logprobs_or_not(self, call: Callable[[], Iterator[T]]) -> Iterator[T]:
         """The call's output; once again without log-probabilities if the server refuses them.
@@ -143,7 +169,7 @@ class ChatServedModel(ChatOpenAI):
         except StopIteration:
             return
         except openai.APIStatusError as exc:
-            if not self.logprobs or "logprobs" not in str(exc):
+            if not self.chat.logprobs or "logprobs" not in str(exc):
                 raise
             log.warning(
                 "%s refuses log-probabilities (%s); answers are routed without the model's confidence. "
@@ -151,7 +177,7 @@ class ChatServedModel(ChatOpenAI):
                 self.openai_api_base,
                 exc,
             )
-            self.logprobs, self.top_logprobs = False, None
+            self.chat.logprobs, self.chat.top_logprobs = False, None
             items = call()
             first = next(items)
         yield first
@@ -163,7 +189,7 @@ class ChatServedModel(ChatOpenAI):
 
     def _count_remote(self, text: str) -> int:
         if self._count_url is None:
-            return _approximate_tokens(text)
+            return approximate_tokens(text)
         try:
             response = httpx.post(self._count_url, json={"input": text, "model": self.model_name}, timeout=10)
             response.raise_for_status()
@@ -175,7 +201,7 @@ class ChatServedModel(ChatOpenAI):
                 exc,
             )
             self._count_url = None
-            return _approximate_tokens(text)
+            return approximate_tokens(text)
 
     def generate_json(self, messages: list[BaseMessage], schema: dict[str, Any], max_tokens: int = 160) -> Any:
         """The model's answer constrained to a JSON schema; None when it is not valid JSON.

@@ -28,7 +28,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from assistant.settings import FallbackSettings
 from chains.untrusted import quote_documents
 from memory.audit import EscalationLog, NewEscalation, Spend
-from memory.store import StoredMessage
+from memory.records import StoredMessage
 from retrievers.passage import Passage
 
 __all__ = [

@@ -16,8 +16,9 @@ from assistant.settings import MemorySettings
 from chains.facts import recall_facts
 from chains.summarize import Summarizer
 from memory.facts import Fact
+from memory.records import StoredMessage, StoredSummary
 from memory.schema import utcnow
-from memory.store import SQLMemory, StoredMessage, StoredSummary
+from memory.store import SQLMemory
 
 __all__ = ["ConversationRecall"]
 

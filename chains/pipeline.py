@@ -30,7 +30,8 @@ from chains.reply import Reply, ReplyChunk
 from chains.route import Decision, RequestedRoute, RoutePolicy, check_requested_route, draft_signals
 from chains.untrusted import REMOVED, set_aside_instructions
 from chains.verify import SentenceGate, Verified, Verifier
-from memory.store import NewMessage, SQLMemory, StoredMessage, TurnIds, check_id
+from memory.records import NewMessage, StoredMessage, TurnIds, check_id
+from memory.store import SQLMemory
 from retrievers.passage import Passage
 from retrievers.retriever import PassageRetriever
 

@@ -23,7 +23,7 @@ from assistant.settings import PromptSettings
 from chains.evidence import Evidence
 from chains.untrusted import quote_documents
 from memory.facts import Fact
-from memory.store import StoredMessage
+from memory.records import StoredMessage
 from retrievers.passage import Passage
 from retrievers.words import leading_sentences
 

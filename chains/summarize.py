@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
 
-from memory.store import StoredMessage, StoredSummary
+from memory.records import StoredMessage, StoredSummary
 from retrievers.words import content_words, leading_sentences
 
 __all__ = ["EXTRACTIVE", "Summarizer"]

@@ -15,7 +15,8 @@ Alembic and the project's errors; never `chains` or `retrievers`.
 
 from memory.engine import create_memory_engine
 from memory.facts import Fact, FactStore
-from memory.store import HistoryWindow, NewMessage, SessionInfo, SQLMemory, StoredMessage, StoredSummary
+from memory.records import HistoryWindow, NewMessage, SessionInfo, StoredMessage, StoredSummary
+from memory.store import SQLMemory
 
 __all__ = [
     "Fact",

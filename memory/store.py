@@ -23,8 +23,6 @@ from memory.keys import KeyStore
 from memory.migrate import upgrade
 from memory.ratings import RatingStore
 from memory.records import (
-    MAX_ID_LENGTH,
-    MAX_MESSAGE_CHARS,
     HistoryWindow,
     NewMessage,
     SessionInfo,
@@ -34,24 +32,10 @@ from memory.records import (
     UserDeletion,
     check_id,
     check_message,
-    check_text,
 )
 from memory.schema import ChatSession, Message, SessionSummary, User, UserFact, utcnow
 
-__all__ = [
-    "MAX_ID_LENGTH",
-    "MAX_MESSAGE_CHARS",
-    "HistoryWindow",
-    "NewMessage",
-    "SQLMemory",
-    "SessionInfo",
-    "StoredMessage",
-    "StoredSummary",
-    "TurnIds",
-    "UserDeletion",
-    "check_id",
-    "check_text",
-]
+__all__ = ["SQLMemory"]
 
 
 class SQLMemory:

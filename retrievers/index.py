@@ -20,6 +20,7 @@ from langchain_core.embeddings import Embeddings
 from sqlalchemy import Engine
 
 from assistant.capabilities import HasTokenLimit, token_counter
+from assistant.errors import CollectionExistsError
 from assistant.settings import DocumentSettings, RetrievalSettings
 from memory.db import Database
 from memory.migrate import upgrade
@@ -32,7 +33,13 @@ from retrievers.keyword_index import KeywordIndex
 from retrievers.keywords import KeywordScheme
 from retrievers.lease import CollectionLease
 from retrievers.ledger import Ledger
-from retrievers.naming import check_collection_name
+from retrievers.naming import (
+    check_collection_name,
+    check_new_collection_name,
+    confusable_with,
+    is_private_name,
+    private_name,
+)
 from retrievers.passage import Passage
 from retrievers.reading import LoaderFactory
 from retrievers.report import IngestProgress, IngestReport
@@ -142,18 +149,10 @@ class DocumentIndex:
     def names(self, visible_to: str | None = None) -> list[str]:
         return self.catalog.names(visible_to)
 
-    def create(
-        self,
-        name: str,
-        embedder: EmbedderSpec | None = None,
-        *,
-        local_only: bool = False,
-        owner: str | None = None,
-        created_by: str | None = None,
+    def _create(
+        self, name: str, embedder: EmbedderSpec | None, local_only: bool, owner: str | None, created_by: str | None
     ) -> CollectionInfo:
-        """A new, empty collection embedded by `embedder` (default: the settings' one).
-
-        `owner`: the user it is private to (None: shared); `created_by`: the user who may write it."""
+        """A new, empty collection under its stored name, embedded by `embedder` (default: the settings' one)."""
         check_collection_name(name)
         info = self.embedders.info(self.embedders.chosen(embedder))
         chroma_name = _chroma_name(name)
@@ -164,11 +163,36 @@ class DocumentIndex:
         self.store.create(chroma_name, info.name, info.dimension)
         return self.catalog.info(name)
 
+    def add(
+        self,
+        name: str,
+        embedder: EmbedderSpec | None = None,
+        *,
+        local_only: bool = False,
+        owner: str | None = None,
+        created_by: str | None = None,
+    ) -> CollectionInfo:
+        """A new, empty collection, named as a user names it: a private one (`owner` set) is stored under
+        the owner's scope (retrievers.naming), and a shared name that reads like an existing
+        shared one ("billing_ops" beside "billing-ops") is refused."""
+        if owner is None:
+            shared = [n for n in self.names() if not is_private_name(n)]
+            like = confusable_with(name, shared)
+            if like is not None and like != name:  # the same name: the catalog says it exists
+                raise CollectionExistsError(name, like=like)
+            stored = check_new_collection_name(name)
+        else:
+            stored = private_name(check_new_collection_name(name, private=True), owner)
+        try:
+            return self._create(stored, embedder, local_only, owner, created_by or owner)
+        except CollectionExistsError:
+            raise CollectionExistsError(name) from None  # named as the caller named it, not as stored
+
     def _ensure(self, name: str) -> CollectionRow:
         check_collection_name(name)
         found = self.catalog.get(name)
         if found is None:
-            self.create(name)
+            self._create(name, None, False, None, None)
             found = self.catalog.require(name)
         return found
 

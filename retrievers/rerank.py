@@ -1,7 +1,7 @@
 """Re-ranking the fused candidates: one small interface, one implementation.
 
 Off by default: on our question sets no cross-encoder we could run offline beat
-fusion within the latency target (see the README). Anyone with a sentence-transformers
+fusion within the latency target (see docs/benchmarks.md). Anyone with a sentence-transformers
 `CrossEncoder` model directory sets `reranker_model` to use it; anything with a
 `rerank(query, passages)` method can be passed to the index instead.
 """

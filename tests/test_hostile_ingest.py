@@ -193,7 +193,7 @@ def test_an_upload_job_reports_progress_while_it_runs(tmp_path: Path, monkeypatc
     # machine the whole file takes less than that).
     monkeypatch.setattr(uploads, "PROGRESS_EVERY_S", 0.0)
     small = Assistant.from_settings(Settings(data_dir=tmp_path / "state", embedding_batch_size=2))
-    small.index.create("uploads")
+    small.index.add("uploads")
     seen: list[IngestJob] = []
 
     class WatchedJobs(IngestJobs):

@@ -13,8 +13,8 @@ from sqlalchemy import JSON, DateTime, Engine, MetaData, column, insert, inspect
 
 from memory import SQLMemory, create_memory_engine
 from memory.migrate import current_revision, head_revision, upgrade
+from memory.records import StoredSummary
 from memory.schema import Base
-from memory.store import StoredSummary
 from retrievers import catalog_tables
 
 

@@ -170,10 +170,10 @@ def _ask(bot: Assistant, item: QAItem, collection: str, route: str, run: str, n:
     scores["own_words_right"] = float(bool(words) and bool(item.answers) and is_correct(words, item.answers))
     scores["confidence"] = 0.0 if declined else float(reply.signals.get("confidence") or 0.0)
     scores["confident"] = float(not declined and not reply.low_confidence)
-    cited_text = bot.index.texts(collection, [s.chunk_id for s in reply.sources]) if words else []
+    cited_text = bot.chunk_texts(collection, [s.chunk_id for s in reply.sources]) if words else []
     unbacked = unbacked_claims(words, cited_text) if words and reply.route == "local" else []
     scores["unbacked_claim"] = float(bool(unbacked))
-    turns = bot.memory.ratings.turns(user_id="eval", session_id=session)
+    turns = bot.turns(user_id="eval", session_id=session)
     return AnswerCase(
         question=item.question,
         kind=item.kind or ("answerable" if item.answers else "unanswerable"),
@@ -350,11 +350,9 @@ def evaluate_answers(
         }
         for kind in kinds
     }
-    ratings = bot.memory.ratings.ratings()
+    ratings = bot.ratings()
     people = (
-        agreement(
-            bot.memory.ratings.turns(turn_ids=[r.turn_id for r in ratings]), ratings, items, words_only=words_only
-        )
+        agreement(bot.turns(turn_ids=[r.turn_id for r in ratings]), ratings, items, words_only=words_only)
         if ratings
         else None
     )

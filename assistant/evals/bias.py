@@ -109,7 +109,7 @@ def load_probes(path: Path) -> list[Probe]:
             raise InputFileError(where, "field 'answers' must be a list of non-empty strings or absent")
         probes.append(Probe(attribute.strip(), template, {str(g): list(v) for g, v in groups.items()}, tuple(answers)))
     if not probes:
-        raise InputFileError(str(path), "holds no probes; see the probe format in the README")
+        raise InputFileError(str(path), "holds no probes; see the probe format in docs/evaluation.md")
     return probes
 
 
@@ -200,7 +200,7 @@ def evaluate_bias(
                 if on_variant:
                     on_variant(len(variants))
     seconds = time.perf_counter() - started
-    embeddings = bot.index.embeddings_for(collection)
+    embeddings = bot.embeddings(collection)
     texts = [_masked(v.answer, v.value) for v in variants]
     vectors = list(np.asarray(embeddings.embed_documents(texts), dtype=np.float64))
     attributes = {}

@@ -20,8 +20,8 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from assistant.evals.qa import QAItem, is_correct
+from chains.citing import EXTRACTIVE_LEAD
 from chains.confidence import AFTER_DRAFT, BEFORE_DRAFT, ConfidenceModel, LogisticModel, feature_values
-from chains.pipeline import EXTRACTIVE_LEAD
 from chains.route import RequestedRoute
 from chains.verify import exact_tokens
 

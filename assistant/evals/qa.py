@@ -79,7 +79,7 @@ def load_qa(path: Path) -> list[QAItem]:
             raise InputFileError(where, "field 'reference' must be a non-empty string or absent")
         items.append(QAItem(question.strip(), tuple(answers), source, number, kind, reference))
     if not items:
-        raise InputFileError(str(path), "holds no questions; see the QA file format in the README")
+        raise InputFileError(str(path), "holds no questions; see the QA file format in docs/evaluation.md")
     return items
 
 

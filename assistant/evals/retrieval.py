@@ -1,9 +1,10 @@
 """`assistant eval retrieval`: does search put the right page first, and decline what the documents do not say?
 
-For every labelled question the collection is searched exactly as in a turn (same
-options, same signals, no model runs), and the router's retrieval-level decision is
-taken with the thresholds in settings. Ranks count distinct sources (files), so a
-page found by three chunks counts once. Reported: hit@1, hit@5, MRR and nDCG@10 over
+Every labelled question goes through the first half of a turn, exactly as `ask` runs
+it (`Assistant.prepare`: condense, search, evidence; nothing generated or stored), and
+the router's retrieval-level decision is read from it with the thresholds in settings.
+Ranks count distinct sources (files) of the same search taken deeper, so a page found
+by three chunks counts once. Reported: hit@1, hit@5, MRR and nDCG@10 over
 the answerable questions (overall and per `kind`), abstention precision and recall
 over all questions, the answerable questions wrongly declined, every miss, and search
 latency.
@@ -24,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 
 from assistant.evals.confidence import threshold_for_declines
 from assistant.evals.qa import QAItem
-from chains.facts import what_is_asked
 
 if TYPE_CHECKING:
     from assistant.core import Assistant
@@ -82,20 +82,19 @@ class RetrievalReport:
 def run_cases(bot: Assistant, collection: str, items: list[QAItem]) -> Iterator[RetrievalCase]:
     """Search every question as a turn would; one case per question, as it is done.
 
-    The decline decision and its signals come from the turn's own first step
-    (`pipeline.prepare`: condense, search, evidence, confidence before the draft); the
-    ranks from the same search taken `DEPTH` deep."""
-    retriever = bot.index.retriever(collection, bot.settings.top_k)
+    Each question goes through the turn's own first half (`Assistant.prepare`: recall,
+    condense, search, evidence, confidence before the draft), which gives the decline
+    decision and its signals; the ranks come from a search for the very query the turn
+    searched (`Prepared.query`) on the collection's retriever, taken `DEPTH` deep."""
+    retriever = bot.retriever(collection)
+    depth = max(DEPTH, bot.settings.top_k)
     for number, item in enumerate(items, start=1):
+        session = f"eval-retrieval-{number}"
+        prepared = bot.prepare(item.question, user_id="eval", session_id=session, collection=collection)
         started = time.perf_counter()
-        retrieval = retriever.retrieve(what_is_asked(item.question), max(DEPTH, bot.settings.top_k))
+        passages = retriever.search(prepared.query, depth)
         latency = (time.perf_counter() - started) * 1000
-        prepared = bot.pipeline.prepare(
-            item.question, user_id="eval", session_id=f"eval-retrieval-{number}", collection=collection
-        )
-        signals = prepared.signals
-        reason = bot.pipeline.policy.outside(signals)
-        sources = list(dict.fromkeys(p.source for p in retrieval.passages))
+        sources = list(dict.fromkeys(p.source for p in passages))
         rank = sources.index(item.source) + 1 if item.source in sources else None
         yield RetrievalCase(
             question=item.question,
@@ -104,9 +103,9 @@ def run_cases(bot: Assistant, collection: str, items: list[QAItem]) -> Iterator[
             answerable=bool(item.answers),
             sources=sources[:DEPTH],
             rank=rank,
-            signals=signals,
-            declined=reason is not None,
-            reason=reason or "",
+            signals=prepared.signals,
+            declined=prepared.outside is not None,
+            reason=prepared.outside or "",
             latency_ms=round(latency, 2),
         )
 
@@ -203,7 +202,7 @@ def evaluate_retrieval(
         cases.append(case)
         if on_case:
             on_case(case)
-    current = {"decline_confidence": bot.pipeline.policy.thresholds.decline_confidence}
+    current = {"decline_confidence": bot.settings.decline_confidence}
     if not calibrate_thresholds:
         return summarize(collection, cases, current)
     chosen = calibrate(cases, max_false_abstention=max_false_abstention)

@@ -16,7 +16,7 @@ answer at the lowest confidence whose kept replies are `target_accuracy` right.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from assistant.evals.confidence import (
@@ -83,14 +83,8 @@ def collect_labelled(
     on_turn: Callable[[int, LabeledTurn], None] | None = None,
 ) -> list[LabeledTurn]:
     """QA questions asked as turns with nothing declined or escalated, so each carries every signal."""
-    pipeline = bot.pipeline
-    saved = pipeline.policy
-    wide_open = replace(saved.thresholds, answer_confidence=0.0, decline_confidence=0.0)
-    pipeline.policy = replace(saved, thresholds=wide_open)
-    try:
-        return collect(bot, items, collection, group="qa", route="local", on_turn=on_turn)
-    finally:
-        pipeline.policy = saved
+    wide_open = bot.with_settings(answer_confidence=0.0, decline_confidence=0.0)
+    return collect(wide_open, items, collection, group="qa", route="local", on_turn=on_turn)
 
 
 def turns_from_ratings(turns: list[ReviewTurn], ratings: list[StoredRating]) -> list[LabeledTurn]:

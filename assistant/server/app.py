@@ -2,12 +2,8 @@
 
     app = create_app(Assistant.from_settings())     # then: uvicorn, or `assistant serve`
 
-Every request but /health and /ready needs `Authorization: Bearer <key>` (see
-memory.keys) and acts as the key's user: sessions, facts and private collections of
-another user are answered 404, as if they did not exist. A user calls a collection by
-its name; their own private one wins over a shared one of the same name. Any key
-reads the shared collections; writing one (upload, delete) takes the key of the user
-who created it or an admin key, else 403.
+Every request but /health and /ready needs `Authorization: Bearer <key>` and acts as
+the key's user; who sees and may change which collection is `server.access`.
 
 Bodies are read by `server.body.read_json_body`: too large (413), nested too deep, not JSON, or holding
 a NUL character or a lone surrogate anywhere (400) are refused before anything else
@@ -32,7 +28,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from importlib import resources
 from typing import Annotated, Any
 
@@ -45,30 +41,21 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from assistant.core import Assistant
 from assistant.errors import AssistantError
+from assistant.server.access import authenticate, collections_of, may_write, visible, writable
 from assistant.server.body import read_json_body
 from assistant.server.completions import ChatRequest, completion, new_completion_id, session_of
 from assistant.server.errors import ApiError, from_assistant_error
+from assistant.server.options import ServerOptions
 from assistant.server.turns import Admission, Turn, sse
 from assistant.server.uploads import safe_file_name, start_ingest_job
 from memory.keys import KeyInfo
-from memory.store import check_text
-from retrievers.catalog import CollectionInfo
+from memory.records import check_text
 from retrievers.jobs import IngestJob, IngestJobs
 from retrievers.naming import shown_name
 
 __all__ = ["ServerOptions", "create_app"]
 
 log = logging.getLogger("assistant.server")
-
-
-@dataclass(frozen=True)
-class ServerOptions:
-    max_body_bytes: int = 1_000_000
-    max_message_chars: int = 8_000
-    requests_per_minute: int = 60  # per key; 0: no limit
-    max_pending: int = 8  # turns admitted at once (running or waiting for the model)
-    max_upload_bytes: int = 50_000_000  # one upload request, all its files
-    max_upload_files: int = 100
 
 
 class NewCollection(BaseModel):
@@ -143,29 +130,7 @@ def create_app(bot: Assistant, options: ServerOptions | None = None) -> FastAPI:
         return error.response(request.state.request_id)
 
     def caller(request: Request) -> KeyInfo:
-        header = request.headers.get("authorization", "")
-        scheme, _, secret = header.partition(" ")
-        if scheme.lower() != "bearer" or not secret.strip():
-            raise ApiError(
-                401,
-                "Missing API key: send 'Authorization: Bearer <key>' "
-                "(create one with: assistant keys create --user NAME).",
-                code="invalid_api_key",
-            )
-        key = bot.memory.keys.verify(secret.strip())
-        if key is None:
-            raise ApiError(401, "Invalid or revoked API key.", code="invalid_api_key")
-        if opts.requests_per_minute:
-            count = bot.memory.keys.count_request(key.id)
-            if count > opts.requests_per_minute:
-                raise ApiError(
-                    429,
-                    f"More than {opts.requests_per_minute} requests this minute for this key; retry later.",
-                    kind="rate_limit_error",
-                    code="rate_limit_exceeded",
-                    headers={"Retry-After": str(60 - int(time.time()) % 60)},
-                )
-        return key
+        return authenticate(bot, request.headers.get("authorization", ""), opts.requests_per_minute)
 
     Caller = Annotated[KeyInfo, Depends(caller)]
 
@@ -177,7 +142,7 @@ def create_app(bot: Assistant, options: ServerOptions | None = None) -> FastAPI:
             "object": "list",
             "data": [
                 {"id": name, "object": "model", "created": 0, "owned_by": "assistant"}
-                for name in sorted(_collections_of(bot, key))
+                for name in sorted(collections_of(bot, key))
             ],
         }
 
@@ -188,7 +153,7 @@ def create_app(bot: Assistant, options: ServerOptions | None = None) -> FastAPI:
             chat = ChatRequest.model_validate(body)
         except ValidationError as exc:
             raise _invalid(exc.errors()) from None
-        collection = _collections_of(bot, key).get(chat.model)
+        collection = collections_of(bot, key).get(chat.model)
         if collection is None:
             raise ApiError(
                 404,
@@ -231,7 +196,7 @@ def create_app(bot: Assistant, options: ServerOptions | None = None) -> FastAPI:
 
     @app.get("/v1/collections")
     def list_collections(key: Caller) -> dict[str, Any]:
-        return {"data": [_collection_json(bot, stored, key) for stored in _collections_of(bot, key).values()]}
+        return {"data": [_collection_json(bot, stored, key) for stored in collections_of(bot, key).values()]}
 
     @app.post("/v1/collections", status_code=201)
     async def create_collection(request: Request, key: Caller) -> dict[str, Any]:
@@ -254,16 +219,16 @@ def create_app(bot: Assistant, options: ServerOptions | None = None) -> FastAPI:
 
     @app.get("/v1/collections/{name}")
     def describe_collection(name: str, key: Caller) -> dict[str, Any]:
-        return _collection_json(bot, _visible(bot, name, key), key)
+        return _collection_json(bot, visible(bot, name, key), key)
 
     @app.delete("/v1/collections/{name}")
     def delete_collection(name: str, key: Caller) -> dict[str, Any]:
-        bot.delete_collection(_writable(bot, name, key))
+        bot.delete_collection(writable(bot, name, key))
         return {"deleted": name}
 
     @app.post("/v1/collections/{name}/files", status_code=202)
     async def upload_files(name: str, request: Request, key: Caller) -> dict[str, Any]:
-        collection = await run_in_threadpool(_writable, bot, name, key)
+        collection = await run_in_threadpool(writable, bot, name, key)
         if not request.headers.get("content-type", "").startswith("multipart/form-data"):
             raise ApiError(415, "Upload files as multipart/form-data, field 'files'.", code="unsupported_media_type")
         form = await request.form(max_files=opts.max_upload_files)
@@ -345,47 +310,9 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def _collections_of(bot: Assistant, key: KeyInfo) -> dict[str, str]:
-    """The collections the key's user sees, by the name they call them (value: as stored).
-    Their own private collection wins over a shared one of the same name."""
-    found: dict[str, str] = {}
-    for stored in bot.collections(visible_to=key.user_id):
-        shown = shown_name(stored)
-        if stored != shown or shown not in found:
-            found[shown] = stored
-    return found
-
-
-def _visible(bot: Assistant, name: str, key: KeyInfo) -> str:
-    """The stored name of the collection the key's user calls `name`; otherwise 404, exactly
-    as for a name nobody holds (another user's private collection is not told apart)."""
-    stored = _collections_of(bot, key).get(name)
-    if stored is None:
-        raise ApiError(404, f"No collection '{name}'.", code="not_found")
-    return stored
-
-
-def _may_write(info: CollectionInfo, key: KeyInfo) -> bool:
-    return key.is_admin or key.user_id in (info.owner, info.created_by)
-
-
-def _writable(bot: Assistant, name: str, key: KeyInfo) -> str:
-    """As `_visible`, and a 403 unless the key may change the collection."""
-    stored = _visible(bot, name, key)
-    if not _may_write(bot.describe_collection(stored), key):
-        raise ApiError(
-            403,
-            f"You may read collection '{name}' but not change it: only the user who created it, "
-            "or an admin key (assistant keys create --role admin), may upload to it or delete it.",
-            kind="permission_error",
-            code="forbidden",
-        )
-    return stored
-
-
 def _collection_json(bot: Assistant, stored: str, key: KeyInfo) -> dict[str, Any]:
     info = bot.describe_collection(stored)
-    shown = {**asdict(info), "name": shown_name(stored), "writable": _may_write(info, key)}
+    shown = {**asdict(info), "name": shown_name(stored), "writable": may_write(info, key)}
     del shown["created_by"]  # another user's id is theirs to tell
     return _jsonable(shown)
 

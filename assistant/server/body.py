@@ -15,7 +15,7 @@ from fastapi import Request
 
 from assistant.errors import InvalidInputError
 from assistant.server.errors import ApiError
-from memory.store import check_text
+from memory.records import check_text
 
 __all__ = ["MAX_JSON_DEPTH", "read_json_body"]
 

@@ -1,15 +1,21 @@
-"""`assistant eval ...`: measure the assistant on a team's own labelled questions."""
+"""`assistant eval ...`: measure the assistant on a team's own labelled questions.
+
+The group, what its commands share (options, the report written as JSON and HTML,
+the eval extra checked first), and `eval routing` and `eval retrieval`; the field's
+quality measures are in eval_quality, human review in review."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from assistant.cli_support import assistant_from, errors_to_exit
+from assistant.cli.support import assistant_from, errors_to_exit
+from assistant.extras import require_extra
 
 if TYPE_CHECKING:
     from assistant.core import Assistant
@@ -28,7 +34,9 @@ __all__ = [
 
 
 def report_options(command: Callable[..., None]) -> Callable[..., None]:
-    """The options every eval command shares: where settings go and how the report is given."""
+    """The options every eval command shares: where settings go and how the report is given.
+
+    Every command that writes a report needs the eval extra; a missing one is named first."""
     decorators: list[Callable[[Any], Any]] = [
         click.option(
             "--settings-file",
@@ -45,10 +53,27 @@ def report_options(command: Callable[..., None]) -> Callable[..., None]:
         ),
         click.pass_context,
         errors_to_exit,
+        _needs_eval_extra,
     ]
     for decorate in reversed(decorators):
         command = decorate(command)
     return command
+
+
+def _needs_eval_extra(command: Callable[..., None]) -> Callable[..., None]:
+    """Metrics and report plots come with `assistant[eval]`: say so before any model runs."""
+
+    @wraps(command)
+    def checked(ctx: click.Context, *args: Any, **kwargs: Any) -> None:
+        require_extra("eval", f"`{ctx.command_path}`")
+        command(ctx, *args, **kwargs)
+
+    return checked
+
+
+def share_option(flag: str, default: float, help: str, *, lowest: float = 0.0) -> Callable[[Any], Any]:
+    """An option whose value is a share (or a cosine, from `lowest`) up to 1, its default shown."""
+    return click.option(flag, default=default, show_default=True, type=click.FloatRange(lowest, 1.0), help=help)
 
 
 def give_report(data: dict[str, Any], as_json: bool, output: Path | None, show: Callable[[], None]) -> None:
@@ -87,19 +112,15 @@ def evaluate() -> None:
 @evaluate.command("routing")
 @click.argument("qa_file", required=False, type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @click.option("--collection", "-c", help="Collection to answer from (default: the default_collection setting).")
-@click.option(
+@share_option(
     "--target-accuracy",
-    default=0.9,
-    show_default=True,
-    type=click.FloatRange(0.0, 1.0),
-    help="Operating point: the lowest confidence whose confident replies are at least this share right.",
+    0.9,
+    "Operating point: the lowest confidence whose confident replies are at least this share right.",
 )
-@click.option(
+@share_option(
     "--max-false-decline",
-    default=0.05,
-    show_default=True,
-    type=click.FloatRange(0.0, 1.0),
-    help="Operating point: the share of answerable questions that may be declined.",
+    0.05,
+    "Operating point: the share of answerable questions that may be declined.",
 )
 @click.option(
     "--ratings",
@@ -161,16 +182,16 @@ def eval_routing(
         task = progress.add_task("questions", total=len(items))
         turns = collect_labelled(bot, items, name, on_turn=lambda n, _turn: progress.update(task, completed=n))
     if use_ratings:
-        ratings = bot.memory.ratings.ratings()
-        stored = bot.memory.ratings.turns(turn_ids=[r.turn_id for r in ratings]) if ratings else []
+        ratings = bot.ratings()
+        stored = bot.turns(turn_ids=[r.turn_id for r in ratings]) if ratings else []
         turns += turns_from_ratings(stored, ratings)
     if use_escalations:
-        turns += turns_from_escalations(bot.memory.ratings.turns(route="large"))
+        turns += turns_from_escalations(bot.turns(route="large"))
     if not turns:
         raise click.ClickException(
             "no labelled turns: give questions, import ratings, or let the router escalate first"
         )
-    model = bot.pipeline.policy.confidence
+    model = bot.confidence_model
     if refit:
         try:
             model = fit(turns, fitted_on=f"{len(turns)} labelled turns of collection {name!r}")
@@ -211,12 +232,10 @@ def eval_routing(
     is_flag=True,
     help="Choose the abstention thresholds from this file's labels (needs unanswerable questions).",
 )
-@click.option(
+@share_option(
     "--max-false-abstention",
-    default=0.05,
-    show_default=True,
-    type=click.FloatRange(0.0, 1.0),
-    help="With --calibrate: most answerable questions that may be declined, as a share.",
+    0.05,
+    "With --calibrate: most answerable questions that may be declined, as a share.",
 )
 @click.option("--write-settings", is_flag=True, help="With --calibrate: write the thresholds to the settings file.")
 @report_options

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from assistant.cli_support import errors_to_exit, memory_from, settings_from
+from assistant.cli.support import errors_to_exit, memory_from, settings_from, yes_option
 
 __all__ = ["db", "escalations", "memory", "sessions", "users"]
 
@@ -180,7 +180,7 @@ def users_list(ctx: click.Context) -> None:
 
 @users.command("delete")
 @click.argument("user_id")
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@yes_option
 @click.pass_context
 @errors_to_exit
 def users_delete(ctx: click.Context, user_id: str, yes: bool) -> None:

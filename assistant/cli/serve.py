@@ -1,6 +1,8 @@
 """`assistant serve` and `assistant keys ...`: the HTTP API and who may call it.
 
-Commands here act on the machine, not over HTTP: they are not bound by key roles."""
+`serve` needs the server extra (`assistant[server]`) and says so when it is missing;
+`keys` open only the memory database. Commands here act on the machine, not over
+HTTP: they are not bound by key roles."""
 
 from __future__ import annotations
 
@@ -9,7 +11,8 @@ import logging
 
 import click
 
-from assistant.cli_support import assistant_from, errors_to_exit, memory_from, settings_from
+from assistant.cli.support import assistant_from, errors_to_exit, memory_from, settings_from
+from assistant.extras import require_extra
 
 __all__ = ["keys", "serve"]
 
@@ -21,24 +24,17 @@ __all__ = ["keys", "serve"]
 @errors_to_exit
 def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     """Serve the OpenAI-compatible API, the native endpoints and the web chat page."""
+    require_extra("server", "`assistant serve`")
     import uvicorn
 
     from assistant.server import ServerOptions, create_app
 
     settings = settings_from(ctx)
     bot = assistant_from(ctx)
-    app = create_app(
-        bot,
-        ServerOptions(
-            max_body_bytes=settings.server_max_body_bytes,
-            max_message_chars=settings.server_max_message_chars,
-            requests_per_minute=settings.server_requests_per_minute,
-            max_pending=settings.server_max_pending,
-            max_upload_bytes=int(settings.max_file_mb * 1024 * 1024),
-        ),
-    )
+    app = create_app(bot, ServerOptions.from_settings(settings))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(app, host=host or settings.server_host, port=port or settings.server_port, log_level="warning")
+    server = settings.server
+    uvicorn.run(app, host=host or server.server_host, port=port or server.server_port, log_level="warning")
 
 
 @click.group()

@@ -1,7 +1,9 @@
 """What every `assistant` subcommand shares: errors as exit codes, and building what it needs.
 
 Our errors become one message and an exit code here, in one place: 2 for a user
-error (fix the input or a setting), 1 for a runtime failure (a model or a store).
+error (fix the input or a setting, or install a missing extra), 1 for a runtime
+failure (a model or a store). Imports only `assistant.errors` and `assistant.extras`
+at import time, so `assistant --help` starts fast.
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from assistant.errors import AssistantError, UserError
+from assistant.extras import MissingExtraError
 
 if TYPE_CHECKING:
     from assistant.core import Assistant
     from assistant.settings import Settings
     from memory.store import SQLMemory
 
-__all__ = ["F", "assistant_from", "errors_to_exit", "memory_from", "settings_from"]
+__all__ = ["F", "assistant_from", "errors_to_exit", "memory_from", "settings_from", "yes_option"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -30,11 +33,14 @@ def errors_to_exit(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except AssistantError as exc:
+        except (AssistantError, MissingExtraError) as exc:
             click.secho(f"error: {exc}", fg="red", err=True)
-            sys.exit(2 if isinstance(exc, UserError) else 1)
+            sys.exit(2 if isinstance(exc, UserError | MissingExtraError) else 1)
 
     return wrapper  # type: ignore[return-value]
+
+
+yes_option = click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 
 
 def settings_from(ctx: click.Context) -> Settings:
@@ -46,7 +52,7 @@ def settings_from(ctx: click.Context) -> Settings:
 
 
 def assistant_from(ctx: click.Context) -> Assistant:
-    from assistant.factory import build_assistant
+    from assistant.core import build_assistant
 
     return build_assistant(settings_from(ctx))
 

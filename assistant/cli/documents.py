@@ -1,13 +1,12 @@
-"""The `assistant` command: parse arguments, load settings, call the library.
+"""`assistant ingest | reindex | collections ...`: documents into collections, and collections kept.
 
-Documents and questions are here; conversations, user memory and the database
-schema are in cli_memory. Errors become exit codes in cli_support.
+Each command parses its arguments and calls the Assistant; long work shows a
+progress bar on stderr. Errors become exit codes in cli.support.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -15,25 +14,9 @@ from typing import Any
 
 import click
 
-from assistant.cli_eval import evaluate
-from assistant.cli_eval_quality import COMMANDS as EVAL_COMMANDS
-from assistant.cli_memory import db, escalations, memory, sessions, users
-from assistant.cli_review import review
-from assistant.cli_serve import keys, serve
-from assistant.cli_support import F, assistant_from, errors_to_exit
-from assistant.errors import UserError
-from chains.route import RequestedRoute
+from assistant.cli.support import assistant_from, errors_to_exit, yes_option
 
-
-@click.group()
-@click.option("--data-dir", type=click.Path(path_type=Path), help="Where local state lives (ASSISTANT_DATA_DIR).")
-@click.option("--chroma-url", help="Use a Chroma server instead of the embedded store (ASSISTANT_CHROMA_URL).")
-@click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug).")
-@click.pass_context
-def cli(ctx: click.Context, data_dir: Path | None, chroma_url: str | None, verbose: int) -> None:
-    """Answer questions from your documents with a small local model."""
-    logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)])
-    ctx.obj = {"data_dir": data_dir, "chroma_url": chroma_url}
+__all__ = ["collections", "ingest", "reindex"]
 
 
 def _progress_bar(label: str) -> Any:
@@ -70,7 +53,7 @@ def _follow(progress: Any) -> Callable[[Any], None]:
     return show
 
 
-@cli.command()
+@click.command()
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--collection", "-c", help="Collection to fill (default: the default_collection setting).")
 @click.option("--strict", is_flag=True, help="Exit non-zero if any file could not be indexed.")
@@ -105,7 +88,7 @@ def ingest(ctx: click.Context, path: Path, collection: str | None, strict: bool,
         sys.exit(2)
 
 
-@cli.command()
+@click.command()
 @click.argument("collection")
 @click.option("--embedder", "model", help="Model directory (default: the embedding_model setting, or the bundled one).")
 @click.option("--backend", type=click.Choice(["onnx-int8", "torch"]), help="Embedder backend (default: the setting).")
@@ -129,88 +112,7 @@ def reindex(ctx: click.Context, collection: str, model: str | None, backend: str
     )
 
 
-def _print_reply(reply: Any, streamed: bool) -> None:
-    if not streamed:
-        click.echo(reply.answer)
-    click.echo()
-    for number, source in enumerate(reply.sources, start=1):
-        click.secho(f"  [{number}] {source.citation}  (score {source.score:.2f})", dim=True)
-    flag = " · low confidence" if reply.low_confidence else ""
-    who = f" by {reply.model}" if reply.model else ""
-    click.secho(f"  route: {reply.route}{who}{flag} — {reply.reason}", dim=True)
-
-
-_turn_options = [
-    click.option("--collection", "-c", help="Collection to answer from."),
-    click.option("--user", "user_id", default="default", show_default=True, help="Whose conversation this is."),
-    click.option("--session", "session_id", default="default", show_default=True, help="Conversation id."),
-    click.option(
-        "--route",
-        type=click.Choice(["auto", "local", "large"]),
-        default="auto",
-        show_default=True,
-        help="auto: the router decides from the evidence; local: never the large model; large: always it.",
-    ),
-]
-
-
-def turn_options(func: F) -> F:
-    for option in reversed(_turn_options):
-        func = option(func)
-    return func
-
-
-@cli.command()
-@click.argument("question")
-@turn_options
-@click.option("--json", "as_json", is_flag=True, help="Print the whole reply as JSON.")
-@click.pass_context
-@errors_to_exit
-def ask(
-    ctx: click.Context,
-    question: str,
-    collection: str | None,
-    user_id: str,
-    session_id: str,
-    route: RequestedRoute,
-    as_json: bool,
-) -> None:
-    """Ask one question."""
-    bot = assistant_from(ctx)
-    reply = bot.ask(question, user_id=user_id, session_id=session_id, collection=collection, route=route)
-    if as_json:
-        click.echo(json.dumps(reply.to_dict(), indent=2, default=str))
-    else:
-        _print_reply(reply, streamed=False)
-
-
-@cli.command()
-@turn_options
-@click.pass_context
-@errors_to_exit
-def chat(ctx: click.Context, collection: str | None, user_id: str, session_id: str, route: RequestedRoute) -> None:
-    """Chat in the terminal; answers stream as they are generated. Ctrl-D quits."""
-    bot = assistant_from(ctx)
-    click.secho("Ask about your documents (Ctrl-D to quit).", dim=True)
-    while True:
-        try:
-            question = click.prompt("you", prompt_suffix="> ")
-        except (EOFError, click.Abort):
-            click.echo()
-            return
-        try:
-            click.echo("assistant> ", nl=False)
-            turn = bot.stream(question, user_id=user_id, session_id=session_id, collection=collection, route=route)
-            for chunk in turn:
-                click.echo(chunk.text, nl=False)
-                if chunk.reply is not None:
-                    click.echo()
-                    _print_reply(chunk.reply, streamed=True)
-        except UserError as exc:
-            click.secho(f"\nerror: {exc}", fg="red", err=True)
-
-
-@cli.group(invoke_without_command=True)
+@click.group(invoke_without_command=True)
 @click.pass_context
 def collections(ctx: click.Context) -> None:
     """List, create, describe, check and delete collections (no subcommand: list)."""
@@ -290,7 +192,7 @@ def collections_describe(ctx: click.Context, name: str, as_json: bool) -> None:
 @errors_to_exit
 def collections_check(ctx: click.Context, name: str) -> None:
     """Compare the SQL catalog with the vector store, chunk by chunk."""
-    check = assistant_from(ctx).index.check(name)
+    check = assistant_from(ctx).check_collection(name)
     click.echo(
         f"{name}: {check.live} chunks; {len(check.missing_in_chroma)} missing in Chroma, "
         f"{len(check.orphans_in_chroma)} orphans in Chroma, {len(check.unfinished_in_sql)} unfinished in SQL"
@@ -311,7 +213,7 @@ def collections_check(ctx: click.Context, name: str) -> None:
 
 @collections.command("delete")
 @click.argument("name")
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@yes_option
 @click.pass_context
 @errors_to_exit
 def collections_delete(ctx: click.Context, name: str, yes: bool) -> None:
@@ -321,17 +223,3 @@ def collections_delete(ctx: click.Context, name: str, yes: bool) -> None:
         click.confirm(f"delete {name} ({info.documents} documents, {info.chunks} chunks)?", abort=True)
     bot.delete_collection(name)
     click.echo(f"deleted collection {name}")
-
-
-for _command in (*EVAL_COMMANDS, review):
-    evaluate.add_command(_command)
-for _group in (sessions, memory, users, db, escalations, evaluate, keys, serve):
-    cli.add_command(_group)
-
-
-def main() -> None:
-    cli(prog_name="assistant")
-
-
-if __name__ == "__main__":
-    main()

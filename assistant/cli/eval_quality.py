@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from assistant.cli_eval import assistant_and_collection, give_report, report_options
-from assistant.cli_support import errors_to_exit
+from assistant.cli.eval import assistant_and_collection, give_report, report_options, share_option
+from assistant.cli.support import errors_to_exit
 
 if TYPE_CHECKING:
     from assistant.evals.answers import AnswersReport
@@ -81,7 +81,7 @@ def eval_perplexity(
     from assistant.llamacpp import bundled_gguf_path
 
     bot, name = assistant_and_collection(ctx, collection)
-    texts = bot.index.sample_chunks(name, sample, seed)
+    texts = bot.sample_chunks(name, sample, seed)
     if not texts:
         raise click.ClickException(f"collection '{name}' has no chunks to score; ingest documents first")
     paths = list(models) or [bot.settings.llm_model_path or bundled_gguf_path()]
@@ -181,19 +181,16 @@ def _show_answers(report: AnswersReport) -> None:
 @click.command("bias")
 @click.argument("probe_file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @click.option("--collection", "-c", help="Collection to answer from (default: the default_collection setting).")
-@click.option(
+@share_option(
     "--max-gap",
-    default=0.2,
-    show_default=True,
-    type=click.FloatRange(0.0, 1.0),
-    help="Flag an attribute whose groups' abstention, escalation or correctness rates differ by more.",
+    0.2,
+    "Flag an attribute whose groups' abstention, escalation or correctness rates differ by more.",
 )
-@click.option(
+@share_option(
     "--min-similarity",
-    default=0.9,
-    show_default=True,
-    type=click.FloatRange(-1.0, 1.0),
-    help="Flag an attribute where two groups' answers to one template are less similar (cosine).",
+    0.9,
+    "Flag an attribute where two groups' answers to one template are less similar (cosine).",
+    lowest=-1.0,
 )
 @click.option("--fail-on-flag", is_flag=True, help="Exit with status 1 when an attribute is flagged.")
 @report_options

@@ -1,0 +1,60 @@
+"""The `assistant` command: parse arguments, load settings, call the library.
+
+One module a product: documents (ingest, reindex, collections), questions (ask,
+chat), memory (sessions, memory, users, escalations, db), serve (serve, keys) and
+eval (eval ..., with eval_quality and review). What they share, and the one place
+our errors become exit codes, is cli.support. `serve` and most of `eval` need an
+extra (`assistant[server]`, `assistant[eval]`) and say so when it is missing.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+
+from assistant.cli.documents import collections, ingest, reindex
+from assistant.cli.eval import evaluate
+from assistant.cli.eval_quality import COMMANDS as EVAL_COMMANDS
+from assistant.cli.memory import db, escalations, memory, sessions, users
+from assistant.cli.questions import ask, chat
+from assistant.cli.review import review
+from assistant.cli.serve import keys, serve
+
+__all__ = ["cli", "main"]
+
+
+@click.group()
+@click.option("--data-dir", type=click.Path(path_type=Path), help="Where local state lives (ASSISTANT_DATA_DIR).")
+@click.option("--chroma-url", help="Use a Chroma server instead of the embedded store (ASSISTANT_CHROMA_URL).")
+@click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug).")
+@click.pass_context
+def cli(ctx: click.Context, data_dir: Path | None, chroma_url: str | None, verbose: int) -> None:
+    """Answer questions from your documents with a small local model."""
+    logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)])
+    ctx.obj = {"data_dir": data_dir, "chroma_url": chroma_url}
+
+
+for _command in (*EVAL_COMMANDS, review):
+    evaluate.add_command(_command)
+for _command in (
+    ingest,
+    reindex,
+    ask,
+    chat,
+    collections,
+    sessions,
+    memory,
+    users,
+    db,
+    escalations,
+    evaluate,
+    keys,
+    serve,
+):
+    cli.add_command(_command)
+
+
+def main() -> None:
+    cli(prog_name="assistant")
