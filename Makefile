@@ -16,7 +16,7 @@ test: setup
 	$(PY) -m pytest
 
 # The quick tier while you work: no model servers, no real model; under a minute on 2 cores.
-# What it leaves out is marked (llm, postgres, chroma_server, fallback_server, slow; see tests/conftest.py).
+# What it leaves out is marked (llm, postgres, chroma_server, fallback_server, slow: pyproject.toml).
 test-fast:
 	$(PY) -m pytest -q -m "not llm and not postgres and not chroma_server and not fallback_server and not slow"
 

@@ -36,8 +36,6 @@ from retrievers.report import IngestProgress, IngestReport
 from retrievers.retriever import PassageRetriever
 
 if TYPE_CHECKING:
-    from datetime import datetime
-
     from langchain_core.documents import Document
 
 __all__ = ["Assistant", "build_assistant"]
@@ -241,21 +239,10 @@ class Assistant:
         user_id: str | None = None,
         session_id: str | None = None,
         route: str | None = None,
-        since: datetime | None = None,
         turn_ids: list[int] | None = None,
-        unrated: bool = False,
-        limit: int | None = None,
     ) -> list[ReviewTurn]:
-        """Answered turns, oldest first, filtered as asked (for review and evaluation)."""
-        return self.memory.ratings.turns(
-            user_id=user_id,
-            session_id=session_id,
-            route=route,
-            since=since,
-            turn_ids=turn_ids,
-            unrated=unrated,
-            limit=limit,
-        )
+        """Answered turns, oldest first, of a user, a session, a route or by id (for review and evaluation)."""
+        return self.memory.ratings.turns(user_id=user_id, session_id=session_id, route=route, turn_ids=turn_ids)
 
     def ratings(self, turn_ids: list[int] | None = None) -> list[StoredRating]:
         """People's ratings of answered turns."""

@@ -81,6 +81,7 @@ def comparable(response: httpx.Response, name: str) -> tuple[int, str]:
     return response.status_code, body
 
 
+@pytest.mark.slow
 def test_another_users_private_collection_answers_exactly_as_a_missing_one(served: Served) -> None:
     assert served.create("alice", "alice-private", private=True).status_code == 201
     served.wait("alice", served.upload("alice", "alice-private", "diary.md", b"# Diary\n\nThe safe code is 4471.\n"))
@@ -149,6 +150,7 @@ def test_a_shared_name_that_reads_like_an_existing_one_is_refused(served: Served
     assert served.create("bob", "billing-ops-archive").status_code == 201  # reads differently
 
 
+@pytest.mark.slow
 def test_writing_a_shared_collection_takes_its_creator_or_an_admin_key(served: Served) -> None:
     assert served.create("alice", "payments").status_code == 201
     served.wait("alice", served.upload("alice", "payments", "billing_ops.md", GENUINE))

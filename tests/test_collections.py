@@ -27,6 +27,7 @@ def fresh(tmp_path: Path) -> Assistant:
     return Assistant.from_settings(Settings(data_dir=tmp_path / "state"))
 
 
+@pytest.mark.slow
 def test_create_list_describe_delete(fresh: Assistant) -> None:
     created = fresh.create_collection("legal")
     assert (created.documents, created.chunks, created.embedder, created.dimension, created.normalized) == (
@@ -54,6 +55,7 @@ def test_create_list_describe_delete(fresh: Assistant) -> None:
         fresh.describe_collection("legal")
 
 
+@pytest.mark.slow
 def test_querying_with_another_embedder_is_a_clear_error(fresh: Assistant, tmp_path: Path) -> None:
     fresh.ingest(HANDBOOK / "faq.txt", "faq")
     torch_embedder = SentenceEmbedder(EmbedderSpec(str(bundled_embedder_path()), "torch"))
@@ -64,6 +66,7 @@ def test_querying_with_another_embedder_is_a_clear_error(fresh: Assistant, tmp_p
         other.retriever("faq").search("Where do visitors park?")
 
 
+@pytest.mark.slow
 def test_reindex_switches_only_when_complete(fresh: Assistant) -> None:
     fresh.ingest(HANDBOOK, "docs")
     before = index_content(fresh, "docs")
@@ -92,6 +95,7 @@ def test_reindex_switches_only_when_complete(fresh: Assistant) -> None:
     assert again.files_unchanged == 4 and again.chunks_added == 0
 
 
+@pytest.mark.slow
 def test_cli_collections_reindex_and_ingest_report(tmp_path: Path) -> None:
     data = tmp_path / "state"
     folder = tmp_path / "docs"

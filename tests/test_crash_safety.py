@@ -120,6 +120,7 @@ POINTS = [
 
 
 @pytest.mark.parametrize("point", POINTS)
+@pytest.mark.slow
 def test_killed_sync_then_rerun_equals_uninterrupted(scenario: dict[str, Any], point: str) -> None:
     state = scenario["base"] / f"killed-{POINTS.index(point)}"
     shutil.copytree(scenario["base"] / "at-v1", state)
@@ -129,6 +130,7 @@ def test_killed_sync_then_rerun_equals_uninterrupted(scenario: dict[str, Any], p
     assert (catalog_rows(bot), index_content(bot, "docs")) == scenario["v2"]
 
 
+@pytest.mark.slow
 def test_killed_first_ingest_then_rerun_equals_uninterrupted(tmp_path: Path) -> None:
     folder = make_corpus(tmp_path / "corpus")
     reference = open_bot(tmp_path / "reference")
@@ -143,6 +145,7 @@ def test_killed_first_ingest_then_rerun_equals_uninterrupted(tmp_path: Path) -> 
     )
 
 
+@pytest.mark.slow
 def test_killed_reindex_keeps_serving_the_old_index(scenario: dict[str, Any]) -> None:
     state = scenario["base"] / "reindex-killed"
     shutil.copytree(scenario["base"] / "at-v1", state)

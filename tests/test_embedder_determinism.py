@@ -40,6 +40,7 @@ def passages(bot: Assistant) -> list[str]:
     return texts
 
 
+@pytest.mark.slow
 def test_same_text_same_vector_whatever_its_batch(int8: OnnxEmbedder, passages: list[str]) -> None:
     by_length = sorted(passages, key=len)
     short, long = by_length[:12], by_length[-12:]
@@ -65,6 +66,7 @@ def test_same_text_same_vector_whatever_its_batch(int8: OnnxEmbedder, passages: 
     assert np.array_equal(together, shuffled) and np.array_equal(together, in_sevens)
 
 
+@pytest.mark.slow
 def test_int8_stays_within_cosine_099_of_fp32(bot: Assistant, int8: OnnxEmbedder, passages: list[str]) -> None:
     fp32 = np.array(bot.index.embedders.load(EmbedderSpec(backend="torch")).embed_documents(passages))
     cosine = (np.array(int8.embed_documents(passages)) * fp32).sum(axis=1)  # both normalised
@@ -77,6 +79,7 @@ def chroma_vectors(bot: Assistant, name: str) -> dict[str, np.ndarray]:
     return {i: np.asarray(v) for i, v in zip(got["ids"], got["embeddings"], strict=True)}
 
 
+@pytest.mark.slow
 def test_incremental_ingest_equals_a_fresh_one(tmp_path: Path) -> None:
     folder = tmp_path / "docs"
     folder.mkdir()

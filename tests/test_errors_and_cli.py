@@ -54,6 +54,7 @@ def test_missing_and_corrupt_gguf_are_clear_errors(tmp_path: Path) -> None:
         build_local_llm(Settings(llm_model_path=not_gguf)).load()
 
 
+@pytest.mark.slow
 def test_cli_reports_user_errors_without_traceback(tmp_path: Path) -> None:
     result = run_cli("ask", "How often?", "-c", "nope", data_dir=tmp_path)
     assert result.returncode == 2
@@ -114,6 +115,7 @@ def test_cli_chat_streams_and_prints_sources(tmp_path: Path) -> None:
     assert "level -1" in chat.stdout and "[1] faq.txt" in chat.stdout
 
 
+@pytest.mark.slow
 def test_data_dir_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the data folder should be")

@@ -51,6 +51,7 @@ def report(path: Path) -> dict[str, Any]:
 # Metrics on cases whose answer is known (no model) ---------------------------------------
 
 
+@pytest.mark.slow
 def test_overlap_metrics_on_known_cases() -> None:
     text = "The X200 must be serviced every 500 operating hours or every 6 months."
     same = score_text(text, [text], ["500 operating hours"])

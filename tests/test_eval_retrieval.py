@@ -38,6 +38,7 @@ def run(*args: str) -> dict:  # type: ignore[type-arg]
     return json.loads(result.stdout) if "--json" in args else {"text": result.output}  # notes go to stderr
 
 
+@pytest.mark.slow
 def test_the_sample_questions_keep_their_floor(bot: Assistant, shared_state: Path) -> None:
     report = run("--data-dir", str(shared_state), "eval", "retrieval", str(QA), "-c", "handbook", "--json")
     items = load_qa(QA)
@@ -60,6 +61,7 @@ def test_the_sample_questions_keep_their_floor(bot: Assistant, shared_state: Pat
     assert set(report["by_kind"]) == {c["kind"] for c in scored}
 
 
+@pytest.mark.slow
 def test_the_terminal_report_lists_metrics_and_misses(bot: Assistant, shared_state: Path, tmp_path: Path) -> None:
     qa = tmp_path / "qa.jsonl"
     qa.write_text(
@@ -73,6 +75,7 @@ def test_the_terminal_report_lists_metrics_and_misses(bot: Assistant, shared_sta
     assert "Not ranked first" in text and "faq.txt" in text  # the miss, with what came back instead
 
 
+@pytest.mark.slow
 def test_calibration_writes_thresholds_that_load_back(
     bot: Assistant, shared_state: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

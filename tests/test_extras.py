@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from assistant.extras import EXTRAS
 
 # Runs before anything of ours: the path finder stops seeing the named top-level modules, as
@@ -79,6 +81,7 @@ def test_the_server_package_names_its_extra_to_python_users(tmp_path: Path) -> N
     assert "assistant.server needs the server extra: pip install 'assistant[server]'" in result.stdout
 
 
+@pytest.mark.slow
 def test_library_and_everyday_cli_need_no_extra(tmp_path: Path) -> None:
     code = "import assistant\nfrom assistant import Assistant, Settings, build_assistant\nprint(Assistant.__name__)"
     result = without(SERVER + EVAL, "--code", code, data_dir=tmp_path)

@@ -118,6 +118,7 @@ def test_a_line_over_the_limit_is_refused_with_where_it_is(tmp_path: Path) -> No
     assert report.files_new == 2
 
 
+@pytest.mark.slow
 def test_splitting_is_linear_without_spaces_and_chunks_fit(bot: Assistant) -> None:
     """Before: 10 MB of text with no space took 11.6 minutes (a tokenizer call per character,
     line numbers counted from the start for every chunk); 3 MB took over a minute."""
@@ -162,6 +163,7 @@ def test_markdown_heading_padded_with_spaces_parses_at_once() -> None:
     assert sections[0].metadata["heading"] == "Pumps" + " " * 50_000 + "x"
 
 
+@pytest.mark.slow
 def test_a_large_file_is_written_in_batches_renewing_the_lock(tmp_path: Path) -> None:
     small = Assistant.from_settings(Settings(data_dir=tmp_path / "state", embedding_batch_size=2))  # batches of 8
     paragraphs = [f"Valve V{n} opens at {n} bar and closes after {3 * n} seconds of flow." for n in range(1, 300)]
@@ -185,6 +187,7 @@ def test_a_large_file_is_written_in_batches_renewing_the_lock(tmp_path: Path) ->
     assert index_content(small, "big")
 
 
+@pytest.mark.slow
 def test_an_upload_job_reports_progress_while_it_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from assistant.server import uploads
     from assistant.server.uploads import start_ingest_job
@@ -227,6 +230,7 @@ def test_an_upload_job_reports_progress_while_it_runs(tmp_path: Path, monkeypatc
     assert job.id == final.id
 
 
+@pytest.mark.slow
 def test_a_killed_large_file_resumes_and_check_says_ingest_again(tmp_path: Path) -> None:
     sections = []
     for part in range(8):
@@ -386,6 +390,7 @@ def test_json_fields_that_are_not_text_say_what_they_hold(bot: Assistant, tmp_pa
     ]
 
 
+@pytest.mark.slow
 def test_text_a_store_would_refuse_is_cleaned_not_fatal(bot: Assistant, tmp_path: Path) -> None:
     class OddLoader:
         """A user's loader returning a lone surrogate and NUL characters."""

@@ -21,6 +21,7 @@ import pytest
         "retrievers.index",
     ],
 )
+@pytest.mark.slow
 def test_package_imports_alone(module: str) -> None:
     code = f"import {module}, sys; print(sorted({{'torch', 'llama_cpp', 'onnxruntime'}} & set(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

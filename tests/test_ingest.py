@@ -48,6 +48,7 @@ def test_every_format_is_indexed_and_cited(fresh: Assistant, tmp_path: Path) -> 
     assert row.citation == "parts.csv › row 2" and "9.90 EUR" in row.text
 
 
+@pytest.mark.slow
 def test_chunks_fit_the_embedder(fresh: Assistant, tmp_path: Path) -> None:
     folder = tmp_path / "long"
     folder.mkdir()
@@ -98,6 +99,7 @@ def test_removed_file_loses_its_chunks(fresh: Assistant, tmp_path: Path) -> None
     assert fresh.describe_collection("docs").documents == 3
 
 
+@pytest.mark.slow
 def test_renamed_and_moved_files_are_not_embedded_again(
     fresh: Assistant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -123,6 +125,7 @@ def test_renamed_and_moved_files_are_not_embedded_again(
     assert {row[0] for row in index_content(fresh, "docs")} == ids_before
 
 
+@pytest.mark.slow
 def test_ingesting_one_file_leaves_the_rest_of_the_collection(fresh: Assistant, tmp_path: Path) -> None:
     folder = shutil.copytree(HANDBOOK, tmp_path / "docs")
     fresh.ingest(folder, "docs")

@@ -49,6 +49,7 @@ def test_memory_add_list_edit_forget(data_dir: Path) -> None:
     assert run(data_dir, "memory", "forget", "--user", "zoe").exit_code == 2  # neither an id nor --all
 
 
+@pytest.mark.slow
 def test_sessions_export_import_show(data_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "desk.json"
     assert run(data_dir, "sessions", "export", "desk", "--user", "zoe", "-o", str(out)).exit_code == 0

@@ -59,6 +59,7 @@ def check_every_row_in_order(memory: SQLMemory, user: str) -> None:
     assert len(sessions["shared"]) == WRITERS * (TURNS // 2) * 2
 
 
+@pytest.mark.slow
 def test_eight_processes_on_one_sqlite_file(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     run_writers(url, "load")

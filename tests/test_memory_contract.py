@@ -257,6 +257,7 @@ def test_unknown_session_and_user_are_named(memory: SQLMemory) -> None:
         memory.delete_user("ghost")
 
 
+@pytest.mark.slow
 def test_a_turn_that_fails_half_way_leaves_nothing(memory: SQLMemory) -> None:
     """The database itself rejects the answer row (a trigger), after the question row went in."""
     turn(memory, "alice", "s1", 1)

@@ -146,6 +146,7 @@ def test_a_database_made_before_migrations_is_recognised_and_upgraded(tmp_path: 
     assert memory.users() == ["alice"]
 
 
+@pytest.mark.slow
 def test_processes_starting_together_on_a_fresh_database_all_succeed(tmp_path: Path) -> None:
     import subprocess
     import sys

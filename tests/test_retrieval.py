@@ -251,6 +251,7 @@ def reranker() -> Iterator[CrossEncoderReranker]:
     yield CrossEncoderReranker(bundled_embedder_path(), top_n=5)
 
 
+@pytest.mark.slow
 def test_a_cross_encoder_reorders_the_fused_candidates(coded: Assistant, reranker: CrossEncoderReranker) -> None:
     candidates = coded.retriever(SETTINGS_NAME).search("What does --jobs do?", k=6)
     ranked = reranker.rerank("What does --jobs do?", candidates)
@@ -265,6 +266,7 @@ def test_a_reranker_path_that_is_not_a_folder_is_named(tmp_path: Path) -> None:
         CrossEncoderReranker(tmp_path / "missing")
 
 
+@pytest.mark.slow
 def test_a_document_with_more_chunks_than_chroma_takes_in_one_call_is_stored(tmp_path: Path) -> None:
     # Found on the Python manual: its generated index page splits into 22,593 chunks.
     from retrievers.store import ChunkStore, connect_chroma

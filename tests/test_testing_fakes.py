@@ -126,6 +126,7 @@ def test_fake_embeddings_are_deterministic_normalised_and_near_for_shared_words(
     assert np.linalg.norm(embeddings.embed_query("")) == pytest.approx(1.0)
 
 
+@pytest.mark.slow
 def test_importing_the_fakes_loads_no_model() -> None:
     heavy = "{'torch', 'llama_cpp', 'onnxruntime', 'chromadb'}"
     code = f"import assistant.testing, sys; print(sorted({heavy} & set(sys.modules)))"

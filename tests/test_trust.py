@@ -102,6 +102,7 @@ def shown_sentences(answer: str) -> str:
     return answer.split("\n\n>", 1)[0]
 
 
+@pytest.mark.slow
 def test_the_follow_up_never_carries_the_prompt_example_and_finds_the_workaround(support_bot: Assistant) -> None:
     support_bot.ask("What does error EXP-413 mean?", user_id="u", session_id="exp", collection="support")
     reply = support_bot.ask("And what is the workaround for it?", user_id="u", session_id="exp", collection="support")
@@ -112,6 +113,7 @@ def test_the_follow_up_never_carries_the_prompt_example_and_finds_the_workaround
     assert reply.sources[0].file == "errors.md"
 
 
+@pytest.mark.slow
 def test_every_sentence_shown_as_the_answer_is_backed_and_the_confidence_is_in_the_reason(
     support_bot: Assistant,
 ) -> None:
@@ -149,6 +151,7 @@ def test_off_topic_questions_are_declined_even_when_a_word_matches(support_bot: 
     assert "Canberra" not in reply.answer
 
 
+@pytest.mark.slow
 def test_eval_routing_fits_a_model_and_writes_the_operating_point(support_bot: Assistant, tmp_path: Path) -> None:
     from assistant.evals.confidence import fit
     from assistant.evals.qa import load_qa
