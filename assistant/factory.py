@@ -17,7 +17,6 @@ from sqlalchemy import Engine
 
 from assistant.capabilities import token_counter
 from assistant.errors import ConfigurationError
-from assistant.llamacpp import ChatLlamaCpp, bundled_gguf_path
 from assistant.settings import FallbackSettings, LocalModelSettings, Settings, load_settings
 from chains.confidence import ConfidenceModel
 from chains.escalate import Escalator
@@ -65,6 +64,8 @@ def build_local_llm(settings: LocalModelSettings) -> BaseChatModel:
             stream_usage=True,
             max_retries=1,
         )
+    from assistant.llamacpp import ChatLlamaCpp, bundled_gguf_path  # numpy and llama.cpp's bindings: when needed
+
     return ChatLlamaCpp(
         model_path=settings.llm_model_path or bundled_gguf_path(),
         n_ctx=settings.llm_context_tokens,
