@@ -6,7 +6,7 @@ change behaviour; run by hand:
         --questions benchmarks/sqlite_questions.jsonl --limit 20 --files 60
 
 Each tree runs in its own interpreter (its own code on sys.path) over the same documents
-and questions, one after the other, with the bundled model (greedy) and embedder: it
+and questions, in turn (this, baseline, baseline, this), with the bundled model (greedy) and embedder: it
 ingests into a fresh data directory, then asks each question in a session of its own.
 Prints how many replies are identical (text, route, cited chunks), accuracy of each
 (a reply holding an expected answer) and the seconds per turn as a ratio.
@@ -80,11 +80,15 @@ def main() -> None:
     parser.add_argument("--questions", type=Path, default=ROOT / "data" / "handbook_qa.jsonl")
     parser.add_argument("--limit", type=int, default=28, help="questions asked")
     parser.add_argument("--files", type=int, default=0, help="use only the first N files of the corpus (0: all)")
+    parser.add_argument("--rounds", type=int, default=2, choices=(1, 2), help="2: each tree twice, in turn")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         baseline = export(args.baseline, Path(tmp) / "baseline")
-        this = run(ROOT, args, Path(tmp) / "state-this")
-        base = run(baseline, args, Path(tmp) / "state-baseline")
+        # Two rounds in opposite order, so that neither tree always runs on a cold cache.
+        this = run(ROOT, args, Path(tmp) / "this-1")
+        base = run(baseline, args, Path(tmp) / "baseline-1")
+        base_again = run(baseline, args, Path(tmp) / "baseline-2") if args.rounds > 1 else base
+        this_again = run(ROOT, args, Path(tmp) / "this-2") if args.rounds > 1 else this
     same = sum(
         a == b
         for a, b in (
@@ -98,7 +102,8 @@ def main() -> None:
     for label, rows in (("this tree", this), ("baseline", base)):
         right = sum(rows[i]["right"] for i in answerable)
         print(f"{label:10} answerable replies holding an expected answer: {right}/{len(answerable)}")
-    per_turn = sum(x["seconds"] for x in this) / sum(y["seconds"] for y in base)
+    seconds_this = sum(x["seconds"] for x in this + this_again)
+    per_turn = seconds_this / sum(y["seconds"] for y in base + base_again)
     print(f"seconds per turn, this/baseline: {per_turn:.2f}x")
     for number, (x, y) in enumerate(zip(this, base, strict=True)):
         if (x["answer"], x["route"], x["chunks"]) != (y["answer"], y["route"], y["chunks"]):
