@@ -2,7 +2,7 @@
 change behaviour; run by hand:
 
     .venv/bin/python benchmarks/bench_same_answers.py --baseline 10fcb53
-    .venv/bin/python benchmarks/bench_same_answers.py --corpus /usr/share/doc/sqlite3-doc \\
+    .venv/bin/python benchmarks/bench_same_answers.py --corpus /usr/share/doc/sqlite3 \\
         --questions benchmarks/sqlite_questions.jsonl --limit 20 --files 60
 
 Each tree runs in its own interpreter (its own code on sys.path) over the same documents
@@ -32,16 +32,20 @@ from pathlib import Path
 from assistant import Assistant, Settings
 
 corpus, questions, state, limit, files = sys.argv[1:6]
+lines = Path(questions).read_text().splitlines()
+items = [json.loads(line) for line in lines if line.strip() and not line.startswith("#")][: int(limit)]
 bot = Assistant.from_settings(Settings(data_dir=Path(state)))
 source = Path(corpus)
-if int(files) and source.is_dir():
+if int(files) and source.is_dir():  # the pages the questions cite, then the first others
+    cited = [source / i["source"] for i in items if i.get("source") and (source / i["source"]).is_file()]
+    others = sorted(p for p in source.rglob("*.html") if p.is_file() and p not in cited)
     picked = Path(state) / "corpus"
-    picked.mkdir()
-    for path in sorted(p for p in source.rglob("*") if p.is_file())[: int(files)]:
-        (picked / path.name).write_bytes(path.read_bytes())
+    for path in list(dict.fromkeys(cited)) + others[: max(0, int(files) - len(cited))]:
+        target = picked / path.relative_to(source)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(path.read_bytes())
     source = picked
 bot.ingest(source, collection="bench")
-items = [json.loads(line) for line in Path(questions).read_text().splitlines() if line.strip()][: int(limit)]
 out = []
 for number, item in enumerate(items):
     began = time.perf_counter()
