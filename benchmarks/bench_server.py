@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 
 from assistant import Assistant, Settings  # noqa: E402
-from assistant.server import ServerOptions  # noqa: E402
+from assistant.settings import ServerSettings  # noqa: E402
 from tests.services import free_port, llama_server, stop, wait_for_port  # noqa: E402
 from tests.test_server import start  # noqa: E402
 
@@ -250,7 +250,7 @@ def streaming(questions: list[str], work: Path) -> None:
     }
     print(f"in-process        {base}", flush=True)
 
-    url, server, thread = start(bot, ServerOptions(requests_per_minute=0, max_pending=16))
+    url, server, thread = start(bot, ServerSettings(server_requests_per_minute=0, server_max_pending=16))
     key = bot.memory.keys.create("bench").secret
     rows = {}
     for clients in (1, 4, 16):

@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 from assistant import Assistant, CollectionExistsError, Settings
-from assistant.server import ServerOptions
+from assistant.settings import ServerSettings
 from retrievers.naming import shown_name
 from tests.test_server import start
 
@@ -66,7 +66,7 @@ class Served:
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     bot = Assistant.from_settings(Settings(data_dir=tmp_path_factory.mktemp("authorization")))
     bot.create_collection("cli-made")  # by the CLI: no HTTP user created it
-    url, server, thread = start(bot, ServerOptions(requests_per_minute=10_000))
+    url, server, thread = start(bot, ServerSettings(server_requests_per_minute=10_000))
     keys = {user: bot.memory.keys.create(user).secret for user in ("alice", "bob", "carol")}
     keys["admin"] = bot.memory.keys.create("dana", "ops", role="admin").secret
     yield Served(url, bot, keys)

@@ -96,9 +96,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 
 def _server_options() -> Any:
-    from assistant.server import ServerOptions
+    from assistant.settings import ServerSettings
 
-    return ServerOptions(requests_per_minute=1000)
+    return ServerSettings(server_requests_per_minute=1000)
 
 
 def _one_failed_call(bot: Assistant, user: str, session: str) -> None:

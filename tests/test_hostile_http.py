@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import text
 
 from assistant import Assistant, InvalidInputError, Settings
-from assistant.server import ServerOptions
+from assistant.settings import ServerSettings
 from memory import NewMessage, SQLMemory, create_memory_engine
 from memory.audit import NewEscalation
 from tests.test_server import start
@@ -40,7 +40,7 @@ class Served:
 
 @pytest.fixture(scope="module")
 def served(bot: Assistant) -> Iterator[Served]:
-    url, server, thread = start(bot, ServerOptions(requests_per_minute=1000))
+    url, server, thread = start(bot, ServerSettings(server_requests_per_minute=1000))
     yield Served(url, bot.memory.keys.create("mallory").secret, bot)
     server.should_exit = True
     thread.join(timeout=10)
@@ -292,7 +292,7 @@ def test_the_http_api_on_postgresql_refuses_nul_before_anything_is_written(postg
     bot = Assistant.from_settings(Settings(data_dir=tmp_path / "state", database_url=url))
     stack.callback(bot.memory.engine.dispose)
     bot.create_collection("notes")
-    served_url, server, thread = start(bot, ServerOptions(requests_per_minute=1000))
+    served_url, server, thread = start(bot, ServerSettings(server_requests_per_minute=1000))
     headers = {"Authorization": f"Bearer {bot.memory.keys.create('pg-user').secret}"}
     try:
         for stream in (False, True):

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from assistant import Assistant
-from assistant.server import ServerOptions
+from assistant.settings import ServerSettings
 from retrievers.naming import shown_name
 from tests.conftest import ROOT
 from tests.test_server import start
@@ -29,7 +29,7 @@ def test_the_readme_curl_examples_work(bot: Assistant) -> None:
     block = docs_curl_block()
     first, rest = block.split("\n", 1)
     assert first.startswith("export ASSISTANT_URL=")  # the placeholder line; the test sets both instead
-    url, server, thread = start(bot, ServerOptions(requests_per_minute=1000))
+    url, server, thread = start(bot, ServerSettings(server_requests_per_minute=1000))
     try:
         env = {**os.environ, "ASSISTANT_URL": url, "ASSISTANT_KEY": bot.memory.keys.create("curl-user").secret}
         done = subprocess.run(

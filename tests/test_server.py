@@ -19,7 +19,8 @@ import pytest
 import uvicorn
 
 from assistant import Assistant
-from assistant.server import ServerOptions, create_app
+from assistant.server import create_app
+from assistant.settings import ServerSettings
 from retrievers.naming import shown_name
 
 pytestmark = pytest.mark.llm
@@ -48,7 +49,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start(bot: Assistant, options: ServerOptions) -> tuple[str, uvicorn.Server, threading.Thread]:
+def start(bot: Assistant, options: ServerSettings) -> tuple[str, uvicorn.Server, threading.Thread]:
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(bot, options), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -62,7 +63,7 @@ def start(bot: Assistant, options: ServerOptions) -> tuple[str, uvicorn.Server, 
 
 @pytest.fixture(scope="module")
 def served(bot: Assistant) -> Iterator[Served]:
-    url, server, thread = start(bot, ServerOptions(requests_per_minute=1000))
+    url, server, thread = start(bot, ServerSettings(server_requests_per_minute=1000))
     yield Served(url, bot.memory.keys.create("alice").secret, bot.memory.keys.create("bob").secret, bot)
     server.should_exit = True
     thread.join(timeout=10)
@@ -202,7 +203,7 @@ def test_bad_input_gets_an_openai_error_and_a_request_id(served: Served) -> None
 
 
 def test_requests_over_the_limit_get_429_with_retry_after(bot: Assistant) -> None:
-    url, server, thread = start(bot, ServerOptions(requests_per_minute=3))
+    url, server, thread = start(bot, ServerSettings(server_requests_per_minute=3))
     try:
         key = bot.memory.keys.create("limited").secret
         statuses = [httpx.get(f"{url}/v1/models", headers={"Authorization": f"Bearer {key}"}) for _ in range(5)]
@@ -228,7 +229,7 @@ def test_health_ready_and_the_chat_page(served: Served) -> None:
 
 
 def test_sixteen_concurrent_streams_complete_or_get_a_clean_503(bot: Assistant) -> None:
-    url, server, thread = start(bot, ServerOptions(requests_per_minute=1000, max_pending=6))
+    url, server, thread = start(bot, ServerSettings(server_requests_per_minute=1000, server_max_pending=6))
     key = bot.memory.keys.create("crowd").secret
     questions = [QUESTION, "What does error E17 mean?", "How many days of paid holiday do staff get?"]
     results: dict[int, tuple[int, str]] = {}

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from assistant import Assistant
-from assistant.server import ServerOptions
+from assistant.settings import ServerSettings
 from tests.conftest import unavailable
 from tests.test_server import start
 
@@ -31,7 +31,7 @@ def browser() -> Iterator[object]:
 
 
 def test_ask_see_the_streamed_answer_and_citation_reload_and_find_the_session(bot: Assistant, browser: object) -> None:
-    url, server, thread = start(bot, ServerOptions(requests_per_minute=1000))
+    url, server, thread = start(bot, ServerSettings(server_requests_per_minute=1000))
     key = bot.memory.keys.create("web-user").secret
     try:
         page = browser.new_page()  # type: ignore[attr-defined]

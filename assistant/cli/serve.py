@@ -27,11 +27,11 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     require_extra("server", "`assistant serve`")
     import uvicorn
 
-    from assistant.server import ServerOptions, create_app
+    from assistant.server import create_app
 
     settings = settings_from(ctx)
     bot = assistant_from(ctx)
-    app = create_app(bot, ServerOptions.from_settings(settings))
+    app = create_app(bot, settings.server)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     server = settings.server
     uvicorn.run(app, host=host or server.server_host, port=port or server.server_port, log_level="warning")

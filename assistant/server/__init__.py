@@ -9,6 +9,5 @@ from assistant.extras import require_extra
 require_extra("server", "assistant.server")
 
 from assistant.server.app import create_app  # noqa: E402  (after the check, so a missing extra is named)
-from assistant.server.options import ServerOptions  # noqa: E402
 
-__all__ = ["ServerOptions", "create_app"]
+__all__ = ["create_app"]

@@ -45,15 +45,17 @@ from assistant.server.access import authenticate, collections_of, may_write, vis
 from assistant.server.body import read_json_body
 from assistant.server.completions import ChatRequest, completion, new_completion_id, session_of
 from assistant.server.errors import ApiError, from_assistant_error
-from assistant.server.options import ServerOptions
 from assistant.server.turns import Admission, Turn, sse
 from assistant.server.uploads import safe_file_name, start_ingest_job
+from assistant.settings import ServerSettings
 from memory.keys import KeyInfo
 from memory.records import check_text
 from retrievers.jobs import IngestJob, IngestJobs
 from retrievers.naming import shown_name
 
-__all__ = ["ServerOptions", "create_app"]
+__all__ = ["create_app"]
+
+MAX_UPLOAD_FILES = 100  # files in one upload request
 
 log = logging.getLogger("assistant.server")
 
@@ -64,9 +66,12 @@ class NewCollection(BaseModel):
     local_only: bool = False  # never sent to a large model
 
 
-def create_app(bot: Assistant, options: ServerOptions | None = None) -> FastAPI:
-    opts = options or ServerOptions()
-    admission = Admission(opts.max_pending)
+def create_app(bot: Assistant, server: ServerSettings | None = None) -> FastAPI:
+    """The HTTP API over `bot`, limited by `server` (default: the assistant's own server settings).
+    One upload request may carry up to max_file_mb of files."""
+    opts = server or bot.settings.server
+    max_upload_bytes = int(bot.settings.max_file_mb * 1024 * 1024)
+    admission = Admission(opts.server_max_pending)
     jobs = IngestJobs(bot.memory.engine)
     app = FastAPI(title="assistant", version="1", docs_url="/docs", redoc_url=None)
 
@@ -78,7 +83,7 @@ def create_app(bot: Assistant, options: ServerOptions | None = None) -> FastAPI:
         request.state.request_id = request_id
         started = time.perf_counter()
         length = request.headers.get("content-length")
-        limit = opts.max_upload_bytes if request.url.path.endswith("/files") else opts.max_body_bytes
+        limit = max_upload_bytes if request.url.path.endswith("/files") else opts.server_max_body_bytes
         if length is not None and length.isdigit() and int(length) > limit:
             response: Response = ApiError(
                 413,
@@ -130,7 +135,7 @@ def create_app(bot: Assistant, options: ServerOptions | None = None) -> FastAPI:
         return error.response(request.state.request_id)
 
     def caller(request: Request) -> KeyInfo:
-        return authenticate(bot, request.headers.get("authorization", ""), opts.requests_per_minute)
+        return authenticate(bot, request.headers.get("authorization", ""), opts.server_requests_per_minute)
 
     Caller = Annotated[KeyInfo, Depends(caller)]
 
@@ -148,7 +153,7 @@ def create_app(bot: Assistant, options: ServerOptions | None = None) -> FastAPI:
 
     @app.post("/v1/chat/completions", response_model=None)
     async def chat_completions(request: Request, key: Caller) -> Response:
-        body = await read_json_body(request, opts.max_body_bytes)
+        body = await read_json_body(request, opts.server_max_body_bytes)
         try:
             chat = ChatRequest.model_validate(body)
         except ValidationError as exc:
@@ -164,10 +169,10 @@ def create_app(bot: Assistant, options: ServerOptions | None = None) -> FastAPI:
         question = chat.question().strip()
         if not question:
             raise ApiError(400, "The last user message is empty.", code="invalid_value", param="messages")
-        if len(question) > opts.max_message_chars:
+        if len(question) > opts.server_max_message_chars:
             raise ApiError(
                 400,
-                f"The question has {len(question)} characters; the limit is {opts.max_message_chars}.",
+                f"The question has {len(question)} characters; the limit is {opts.server_max_message_chars}.",
                 code="context_length_exceeded",
                 param="messages",
             )
@@ -200,7 +205,7 @@ def create_app(bot: Assistant, options: ServerOptions | None = None) -> FastAPI:
 
     @app.post("/v1/collections", status_code=201)
     async def create_collection(request: Request, key: Caller) -> dict[str, Any]:
-        body = await read_json_body(request, opts.max_body_bytes)
+        body = await read_json_body(request, opts.server_max_body_bytes)
         try:
             spec = NewCollection.model_validate(body)
         except ValidationError as exc:
@@ -231,7 +236,7 @@ def create_app(bot: Assistant, options: ServerOptions | None = None) -> FastAPI:
         collection = await run_in_threadpool(writable, bot, name, key)
         if not request.headers.get("content-type", "").startswith("multipart/form-data"):
             raise ApiError(415, "Upload files as multipart/form-data, field 'files'.", code="unsupported_media_type")
-        form = await request.form(max_files=opts.max_upload_files)
+        form = await request.form(max_files=MAX_UPLOAD_FILES)
         files: dict[str, bytes] = {}
         for item in form.getlist("files"):
             if isinstance(item, str):
