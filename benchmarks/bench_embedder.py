@@ -58,6 +58,7 @@ from assistant.settings import DocumentSettings  # noqa: E402
 from retrievers.detect import detect_kind  # noqa: E402
 from retrievers.embedder import EmbedderSpec, OnnxEmbedder, SentenceEmbedder  # noqa: E402
 from retrievers.loaders import parse  # noqa: E402
+from retrievers.onnx_export import export_fp32  # noqa: E402
 from retrievers.splitter import TokenSplitter, embedding_text  # noqa: E402
 
 MANUAL = Path("/usr/share/doc/postgresql-doc-15/html")
@@ -73,7 +74,7 @@ class OldBatchedInt8:
         from tokenizers import Tokenizer
 
         fp32, int8 = workdir / "model.onnx", workdir / "model_int8.onnx"
-        new._export_fp32(fp32)
+        export_fp32(new.model_path, new._fast_tokenizer, fp32)
         logging.disable(logging.WARNING)  # the quantiser's advice does not apply to an encoder
         try:
             quantize_dynamic(

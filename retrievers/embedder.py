@@ -25,15 +25,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import shutil
-import tempfile
 import threading
-import warnings
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import cached_property, partial
 from pathlib import Path
@@ -42,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.embeddings import Embeddings
 
 from assistant.errors import ConfigurationError, ModelUnavailableError
+from retrievers.onnx_export import EXPORT_FORMAT, export_int8
 
 if TYPE_CHECKING:
     import numpy as np
@@ -62,30 +58,6 @@ __all__ = [
 
 BUNDLED = "bundled"
 BACKENDS = ("onnx-int8", "torch")
-# Part of the ONNX export's cache key: a change to how the export is made or quantised
-# gets a new file, never an old one. 2: feed-forward down-projections kept fp32.
-_EXPORT_FORMAT = "onnx-int8 format 2"
-
-
-def _errors_only(record: logging.LogRecord) -> bool:
-    return record.levelno >= logging.ERROR
-
-
-@contextmanager
-def _quiet() -> Iterator[None]:
-    """The ONNX tracer and quantiser warn about things that do not apply to an encoder.
-
-    onnxruntime's quantiser logs through the root logger itself (`logging.warning(...)`):
-    only records made on that logger are filtered, for the export's duration. Its level,
-    its handlers and every other logger are left as the application set them."""
-    root = logging.getLogger()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        root.addFilter(_errors_only)
-        try:
-            yield
-        finally:
-            root.removeFilter(_errors_only)
 
 
 def bundled_embedder_path() -> Path:
@@ -162,21 +134,6 @@ def _check_model_dir(path: Path) -> Path:
             "(hub ids are not downloaded), or unset it for the bundled all-MiniLM-L6-v2.",
         )
     return path
-
-
-def _down_projections(model: Path) -> list[str]:
-    """MatMul nodes whose constant weight narrows its input ([K, N], K > N): the
-    feed-forward output layers of a transformer encoder."""
-    import onnx
-
-    graph = onnx.load(str(model), load_external_data=False).graph
-    shapes = {init.name: list(init.dims) for init in graph.initializer}
-    found = []
-    for node in graph.node:
-        shape = shapes.get(node.input[1], []) if node.op_type == "MatMul" else []
-        if len(shape) == 2 and shape[0] > shape[1]:
-            found.append(node.name)
-    return found
 
 
 class _LocalEmbedder(Embeddings):
@@ -288,75 +245,12 @@ class OnnxEmbedder(_LocalEmbedder):
 
     @cached_property
     def _export_path(self) -> Path:
-        stamp = hashlib.sha256(_EXPORT_FORMAT.encode())
+        stamp = hashlib.sha256(EXPORT_FORMAT.encode())
         for file in sorted(self.model_path.rglob("*")):
             if file.is_file():
                 stat = file.stat()
                 stamp.update(f"{file.relative_to(self.model_path)}:{stat.st_size}:{stat.st_mtime_ns}".encode())
         return self.cache_dir / f"{self.model_path.name}-{stamp.hexdigest()[:12]}" / "model_int8.onnx"
-
-    def _export_fp32(self, target: Path) -> None:
-        """The model up to its last hidden state, as fp32 ONNX with dynamic batch and sequence axes."""
-        import torch
-        from transformers import AutoModel
-        from transformers.utils import logging as transformers_logging
-
-        transformers_logging.disable_progress_bar()
-        model = AutoModel.from_pretrained(str(self.model_path), local_files_only=True).eval()
-        tokenizer = self._fast_tokenizer
-        encoded = tokenizer.encode_batch(["export probe", "a second, longer export probe"])
-        width = max(len(e.ids) for e in encoded)
-        ids = torch.tensor([e.ids + [0] * (width - len(e.ids)) for e in encoded])
-        mask = torch.tensor([[1] * len(e.ids) + [0] * (width - len(e.ids)) for e in encoded])
-        types = torch.zeros_like(ids)
-
-        class Hidden(torch.nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.model = model
-
-            def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
-                return self.model(
-                    input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-                ).last_hidden_state
-
-        names = ["input_ids", "attention_mask", "token_type_ids"]
-        with _quiet():
-            torch.onnx.export(
-                Hidden(),
-                (ids, mask, types),
-                str(target),
-                input_names=names,
-                output_names=["hidden"],
-                dynamic_axes={name: {0: "batch", 1: "sequence"} for name in [*names, "hidden"]},
-                opset_version=17,
-                dynamo=False,
-            )
-
-    def _export(self, target: Path) -> None:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=target.parent) as work:
-            fp32, int8 = Path(work) / "model.onnx", Path(work) / "model_int8.onnx"
-            self._export_fp32(fp32)
-            # Per-channel int8 MatMul weights with reduced range, except the feed-forward
-            # down-projections: their input (the GELU output, 4x wide, with outliers) loses
-            # most to one activation scale. Kept fp32, over 890 manual chunks and questions
-            # the cosine to fp32 goes from min 0.969 / mean 0.993 (50 texts below 0.99) to
-            # min 0.988 / mean 0.997 (2 below), for 12% of the speed on chunks and 28% on
-            # questions. Static (calibrated) activation scales fall to a mean of 0.95.
-            with _quiet():
-                quantize_dynamic(
-                    str(fp32),
-                    str(int8),
-                    weight_type=QuantType.QInt8,
-                    per_channel=True,
-                    reduce_range=True,
-                    op_types_to_quantize=["MatMul"],
-                    nodes_to_exclude=_down_projections(fp32),
-                )
-            os.replace(int8, target)
 
     @cached_property
     def _session(self) -> Any:
@@ -366,7 +260,7 @@ class OnnxEmbedder(_LocalEmbedder):
         with self._lock:
             if not target.is_file():
                 try:
-                    self._export(target)
+                    export_int8(self.model_path, self._fast_tokenizer, target)
                 except (OSError, RuntimeError, ValueError) as exc:
                     shutil.rmtree(target.parent, ignore_errors=True)
                     raise ModelUnavailableError(
