@@ -18,7 +18,8 @@ Imports langchain-core, Chroma and sentence-transformers (lazily); never `chains
       ingest        a sync planned and run under the lease; writer: staged, embedded, committed in batches
       report        what an ingest reports
     Vectors and keywords
-      embedder      the local embedding models (onnx_export: their int8 ONNX file); embedders: which one serves which collection
+      embedder      the local embedding models; onnx_export: their int8 ONNX file
+      embedders     which embedder serves which collection
       store         Chroma, embedded or server
       keywords      keyword terms and stemming; keyword_index: the SQL keyword tables
     Search
