@@ -6,14 +6,20 @@ It delegates: ingestion to `retrievers`, turns to `chains.pipeline`, history to
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import asyncio
+import threading
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
+from functools import partial
 from pathlib import Path
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.document_loaders import BaseLoader
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
+from langchain_core.runnables.config import run_in_executor
 
+from assistant.errors import InvalidInputError, UnknownCollectionError
 from assistant.factory import Parts, build_parts, build_pipeline
 from assistant.settings import Settings
 from chains.confidence import ConfidenceModel
@@ -31,6 +37,7 @@ from retrievers.embedder import EmbedderSpec
 from retrievers.index import DocumentIndex, IndexCheck, ReindexReport
 from retrievers.naming import (
     check_collection_name,
+    is_private_name,
 )
 from retrievers.report import IngestProgress, IngestReport
 from retrievers.retriever import PassageRetriever
@@ -51,6 +58,7 @@ class Assistant:
         self.memory = memory
         self.pipeline = pipeline
         self.settings = settings
+        self.closed = False
 
     @classmethod
     def from_parts(cls, parts: Parts) -> Assistant:
@@ -86,6 +94,35 @@ class Assistant:
     def fallback(self) -> BaseChatModel | None:
         """The large model, if there is one."""
         return self.pipeline.escalator.model if self.pipeline.escalator is not None else None
+
+    def close(self) -> None:
+        """Release the llama.cpp model, the Chroma client and the database connections. Safe
+        to call twice. Assistants made with `with_settings` share these parts and are closed too."""
+        if self.closed:
+            return
+        self.closed = True
+        from assistant.llamacpp import ChatLlamaCpp
+
+        if isinstance(self.llm, ChatLlamaCpp):
+            self.llm.close()
+        self.index.store.client.close()  # type: ignore[attr-defined]  # on every chromadb Client, not ClientAPI
+        self.memory.engine.dispose()
+
+    def __enter__(self) -> Assistant:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Assistant:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        await run_in_executor(None, self.close)
 
     # Documents ----------------------------------------------------------------------
 
@@ -149,9 +186,11 @@ class Assistant:
         """Rebuild a collection with another embedder beside the old index, then switch to it."""
         return self.index.reindex(check_collection_name(collection), embedder, on_progress=on_progress)
 
-    def retriever(self, collection: str | None = None) -> PassageRetriever:
-        """A LangChain retriever over one collection (raises if it does not exist)."""
-        return self.index.retriever(self._collection(collection), self.settings.top_k)
+    def retriever(self, collection: str | None = None, *, k: int | None = None) -> PassageRetriever:
+        """A LangChain retriever over one collection (raises if it does not exist); `k` passages, default top_k."""
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+            raise InvalidInputError("k", f"must be a whole number of at least 1, got {k!r}")
+        return self.index.retriever(self._collection(collection), k or self.settings.top_k)
 
     def search(self, query: str, collection: str | None = None, *, k: int | None = None) -> list[Document]:
         """The `k` (default top_k) best passages for a query, as LangChain Documents."""
@@ -183,17 +222,28 @@ class Assistant:
         session_id: str = "default",
         collection: str | None = None,
         route: RequestedRoute = "auto",
+        instructions: str | None = None,
+        max_tokens: int | None = None,
     ) -> Reply:
         """Answer one question in a session; the turn is stored in memory.
 
         `route`: "auto" lets the router decide from the evidence; "local" never calls the
         large model; "large" always does (unless the collection is local-only). A question,
         user or session id holding a NUL character or a lone surrogate raises
-        InvalidInputError naming it, as the HTTP API answers 400."""
-        for chunk in self.stream(question, user_id=user_id, session_id=session_id, collection=collection, route=route):
-            if chunk.reply is not None:
-                return chunk.reply
-        raise AssertionError("the pipeline ended without a reply")
+        InvalidInputError naming it, as the HTTP API answers 400. `instructions`: your own
+        system message, added to the prompt after the assistant's rules (too long for the
+        prompt: InvalidInputError). `max_tokens`: a cap on the answer's tokens, local or
+        large model; `reply.finish_reason` is "length" when the answer stopped at it."""
+        chunks = self.stream(
+            question,
+            user_id=user_id,
+            session_id=session_id,
+            collection=collection,
+            route=route,
+            instructions=instructions,
+            max_tokens=max_tokens,
+        )
+        return _final(chunks)
 
     def stream(
         self,
@@ -203,12 +253,99 @@ class Assistant:
         session_id: str = "default",
         collection: str | None = None,
         route: RequestedRoute = "auto",
+        instructions: str | None = None,
+        max_tokens: int | None = None,
     ) -> Iterator[ReplyChunk]:
-        """The answer's text as it is produced; the last chunk carries the whole Reply."""
-        _check_texts(question, user_id, session_id)
+        """The turn as it happens: stage chunks ("searching", "thinking", "escalating": no text),
+        the answer's text as it is produced, and last the whole Reply. What the caller got
+        wrong (see `ask`) is raised by this call, before any chunk."""
+        _check_texts(question, user_id, session_id, instructions)
         return self.pipeline.turn(
-            question, user_id=user_id, session_id=session_id, collection=self._collection(collection), route=route
+            question,
+            user_id=user_id,
+            session_id=session_id,
+            collection=self._collection(collection),
+            route=route,
+            instructions=instructions,
+            max_tokens=max_tokens,
         )
+
+    async def aask(
+        self,
+        question: str,
+        *,
+        user_id: str = "default",
+        session_id: str = "default",
+        collection: str | None = None,
+        route: RequestedRoute = "auto",
+        instructions: str | None = None,
+        max_tokens: int | None = None,
+    ) -> Reply:
+        """`ask` without blocking the event loop; cancelling it stops the turn."""
+        chunks = self.astream(
+            question,
+            user_id=user_id,
+            session_id=session_id,
+            collection=collection,
+            route=route,
+            instructions=instructions,
+            max_tokens=max_tokens,
+        )
+        try:
+            async for chunk in chunks:
+                if chunk.reply is not None:
+                    return chunk.reply
+        finally:
+            await chunks.aclose()
+        raise AssertionError("the pipeline ended without a reply")
+
+    async def astream(
+        self,
+        question: str,
+        *,
+        user_id: str = "default",
+        session_id: str = "default",
+        collection: str | None = None,
+        route: RequestedRoute = "auto",
+        instructions: str | None = None,
+        max_tokens: int | None = None,
+    ) -> AsyncGenerator[ReplyChunk, None]:
+        """`stream` for asyncio: the turn runs in a worker thread, as LangChain's default
+        `astream` runs a sync model, and its chunks arrive as they are produced. Closing or
+        cancelling the iterator stops the turn and frees the local model for the next one."""
+        start = partial(
+            self.stream,
+            question,
+            user_id=user_id,
+            session_id=session_id,
+            collection=collection,
+            route=route,
+            instructions=instructions,
+            max_tokens=max_tokens,
+        )
+        chunks = await run_in_executor(None, start)
+        step = threading.Lock()  # one thread at a time advances or closes the turn
+        done = object()
+
+        def advance() -> object:
+            with step:
+                return next(chunks, done)
+
+        def close() -> None:
+            with step:  # after a `next` still running in its thread: the turn stops at its next chunk
+                chunks.close()  # type: ignore[attr-defined]
+
+        try:
+            while True:
+                chunk = await run_in_executor(None, advance)
+                if chunk is done:
+                    return
+                assert isinstance(chunk, ReplyChunk)
+                yield chunk
+        finally:
+            # Not awaited: a cancelled task may not wait, and the close must still happen,
+            # since a suspended turn would keep the llama.cpp model's lock.
+            asyncio.get_running_loop().run_in_executor(None, close)
 
     def prepare(
         self,
@@ -218,14 +355,22 @@ class Assistant:
         session_id: str = "default",
         collection: str | None = None,
         route: RequestedRoute = "auto",
+        instructions: str | None = None,
+        max_tokens: int | None = None,
     ) -> Prepared:
         """The first half of a turn, exactly as `ask` runs it (recall, condense, retrieve, gather
         the evidence, build the prompt), with nothing generated or stored: what the turn would
         retrieve (`query`, `passages`), the signals the router reads, and `outside`: why the
         documents do not answer it, when the router would decline before drafting."""
-        _check_texts(question, user_id, session_id)
+        _check_texts(question, user_id, session_id, instructions)
         return self.pipeline.prepare(
-            question, user_id=user_id, session_id=session_id, collection=self._collection(collection), route=route
+            question,
+            user_id=user_id,
+            session_id=session_id,
+            collection=self._collection(collection),
+            route=route,
+            instructions=instructions,
+            max_tokens=max_tokens,
         )
 
     @property
@@ -303,8 +448,23 @@ class Assistant:
         self.memory.facts.forget(user_id, fact_id)
         return 1
 
+    def latest_session(self, user_id: str) -> SessionInfo | None:
+        """The user's most recently active session (`ask --continue`, `chat`), or None if they have none."""
+        latest = self.memory.sessions(user_id, limit=1)
+        return latest[0] if latest else None
+
     def _collection(self, name: str | None) -> str:
-        return check_collection_name(name or self.settings.default_collection)
+        """The collection a call means: the one named; else default_collection when it exists, none
+        does, or it was set to another name; else the only collection there is."""
+        if name:
+            return check_collection_name(name)
+        default = self.settings.default_collection
+        shared = [stored for stored in self.index.names() if not is_private_name(stored)]
+        if not shared or default in shared or default != type(self.settings).model_fields["default_collection"].default:
+            return default
+        if len(shared) == 1:
+            return shared[0]
+        raise UnknownCollectionError(default, shared, chosen=False)
 
 
 def build_assistant(
@@ -318,7 +478,16 @@ def build_assistant(
     return Assistant.from_settings(settings, fallback=fallback, llm=llm, embeddings=embeddings)
 
 
-def _check_texts(question: str, user_id: str, session_id: str) -> None:
+def _check_texts(question: str, user_id: str, session_id: str, instructions: str | None = None) -> None:
     check_text("question", question)
     check_text("user id", user_id)
     check_text("session id", session_id)
+    if instructions is not None:
+        check_text("instructions", instructions)
+
+
+def _final(chunks: Iterator[ReplyChunk]) -> Reply:
+    for chunk in chunks:
+        if chunk.reply is not None:
+            return chunk.reply
+    raise AssertionError("the pipeline ended without a reply")

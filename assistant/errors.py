@@ -4,7 +4,7 @@ AssistantError
  ├── UserError                    a mistake the caller can fix
  │    ├── ConfigurationError      a setting is missing or wrong (names the setting)
  │    ├── InputFileError          a document cannot be read or is not supported
- │    ├── UnknownCollectionError  a collection that was never ingested
+ │    ├── UnknownCollectionError  a collection that was never ingested, or none named among several
  │    ├── UnknownSessionError     a session or user that does not exist
  │    ├── UnknownFactError        a remembered fact that does not exist (for that user)
  │    ├── EmbedderMismatchError   a collection queried with another embedder
@@ -17,10 +17,15 @@ AssistantError
       └── CollectionBusyError     another process is writing the collection
 
 The CLI turns every AssistantError into one message and an exit code; nothing here
-logs. This module imports nothing from the project.
+logs. A name that is not found is met with the closest known ones ("did you mean
+'support'?"), so the message suggests the right fix rather than creating a typo.
+This module imports nothing from the project.
 """
 
 from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
 
 __all__ = [
     "AssistantError",
@@ -38,6 +43,7 @@ __all__ = [
     "UnknownFactError",
     "UnknownSessionError",
     "UserError",
+    "close_matches",
 ]
 
 
@@ -68,11 +74,37 @@ class InputFileError(UserError):
         super().__init__(f"{path}: {reason}")
 
 
+def close_matches(name: str, known: Sequence[str]) -> list[str]:
+    """The known names a reader most likely meant by `name` (a typo, another case), best first."""
+    by_folded = {other.casefold(): other for other in known}
+    return [by_folded[m] for m in difflib.get_close_matches(name.casefold(), list(by_folded), n=3, cutoff=0.6)]
+
+
+def _did_you_mean(what: str, matches: list[str]) -> str:
+    return f"did you mean {what}" + " or ".join(repr(m) for m in matches) + "?"
+
+
 class UnknownCollectionError(UserError):
-    def __init__(self, collection: str, known: list[str]) -> None:
+    """`collection` is not stored; `known` are the names that are. With `chosen=False` no name was
+    given and several collections exist, so none could be taken as the default."""
+
+    def __init__(self, collection: str, known: list[str], *, chosen: bool = True) -> None:
         self.collection = collection
         self.known = known
-        listing = ", ".join(known) if known else "none yet"
+        self.chosen = chosen
+        # Private collections are stored as "<name>.<hex>-": never suggest another user's.
+        shared = [name for name in known if not name.endswith("-")]
+        listing = ", ".join(shared) if shared else "none yet"
+        if not chosen:
+            super().__init__(
+                f"no collection was named, and there are several ({listing}). "
+                "Name one (-c NAME on the command line), or set default_collection (ASSISTANT_DEFAULT_COLLECTION)"
+            )
+            return
+        matches = close_matches(collection, shared)
+        if matches:
+            super().__init__(f"collection {collection!r} does not exist; {_did_you_mean('', matches)}")
+            return
         super().__init__(
             f"collection {collection!r} does not exist (known: {listing}). "
             f"Create it with: assistant ingest PATH --collection {collection}"
@@ -80,11 +112,38 @@ class UnknownCollectionError(UserError):
 
 
 class UnknownSessionError(UserError):
-    def __init__(self, user_id: str, session_id: str | None = None) -> None:
+    """A session (or, with no `session_id`, a user) that is not stored; `user_id` None: under no user.
+    `known_sessions`: the user's session ids (or everyone's), `known_users`: every user id, when the user
+    is not stored; the closest are suggested."""
+
+    def __init__(
+        self,
+        user_id: str | None,
+        session_id: str | None = None,
+        *,
+        known_sessions: Sequence[str] = (),
+        known_users: Sequence[str] = (),
+    ) -> None:
         self.user_id = user_id
         self.session_id = session_id
-        what = f"session {session_id!r} of user {user_id!r}" if session_id else f"user {user_id!r}"
-        super().__init__(f"{what} does not exist. List them with: assistant sessions list")
+        if session_id:
+            what = f"session {session_id!r}" + (f" of user {user_id!r}" if user_id is not None else "")
+        else:
+            what = f"user {user_id!r}"
+        sessions = close_matches(session_id, known_sessions) if session_id else []
+        users = close_matches(user_id, known_users) if user_id is not None else []
+        if sessions:
+            hint = _did_you_mean("session ", sessions)
+        elif users:
+            hint = _did_you_mean("user ", users)
+        else:
+            hint = ""
+        listing = "assistant sessions list" + (f" --user {user_id}" if user_id and known_sessions else "")
+        if not session_id:
+            listing = "assistant users list"
+        super().__init__(
+            f"{what} does not exist; {hint}" if hint else f"{what} does not exist. List them with: {listing}"
+        )
 
 
 class UnknownFactError(UserError):

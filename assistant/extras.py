@@ -13,7 +13,7 @@ import importlib.util
 __all__ = ["EXTRAS", "MissingExtraError", "missing_modules", "require_extra"]
 
 EXTRAS: dict[str, tuple[str, ...]] = {
-    "server": ("fastapi", "uvicorn", "python_multipart"),
+    "server": ("fastapi", "uvicorn", "python_multipart", "sse_starlette"),
     "eval": ("sklearn", "sacrebleu", "rouge_score", "ir_measures", "matplotlib"),
 }
 

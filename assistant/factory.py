@@ -95,6 +95,7 @@ def build_fallback(settings: FallbackSettings) -> BaseChatModel | None:
             settings.fallback_max_tokens,
             min(settings.fallback_timeout_s, settings.fallback_deadline_s),
         ),
+        stream_usage=True,  # the audit's token counts, where the endpoint sends them in a stream
         max_retries=0,  # the Escalator retries, with backoff, within fallback_deadline_s
     )
 

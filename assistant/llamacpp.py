@@ -121,6 +121,18 @@ class ChatLlamaCpp(BaseChatModel):
                 "Check that the file is a complete GGUF model supported by this llama.cpp build.",
             ) from exc
 
+    @property
+    def loaded(self) -> bool:
+        """Whether the GGUF file is in memory now."""
+        return self._llama is not None
+
+    def close(self) -> None:
+        """Free the model's memory now (it loads again if used); waits for a running answer to end."""
+        with self._lock:
+            if self._llama is not None:
+                self._llama.close()
+                self._llama = None
+
     def count_tokens(self, text: str) -> int:
         return len(self.load().tokenize(text.encode("utf-8"), add_bos=False, special=True))
 

@@ -31,7 +31,7 @@ from assistant.capabilities import approximate_tokens
 from assistant.errors import ModelUnavailableError
 from assistant.llamacpp import usage_chunk
 
-__all__ = ["ChatServedModel", "openai_chat_options", "token_limit"]
+__all__ = ["ChatServedModel", "endpoint_limit", "openai_chat_options", "token_limit"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -47,6 +47,15 @@ def token_limit(base_url: str, max_tokens: int) -> dict[str, Any]:
     if urlparse(base_url).hostname == "api.openai.com":
         return {"max_tokens": max_tokens}
     return {"extra_body": {"max_tokens": max_tokens}}
+
+
+def endpoint_limit(model: BaseChatModel, max_tokens: int) -> dict[str, Any]:
+    """Call options capping one answer of a model behind an OpenAI-compatible endpoint (ChatOpenAI or ours)."""
+    options = token_limit(str(getattr(model, "openai_api_base", "") or ""), max_tokens)
+    if "extra_body" in options:  # a call's extra_body replaces the model's own: keep the rest of it
+        chat = model.chat if isinstance(model, ChatServedModel) else model
+        options["extra_body"] = {**(getattr(chat, "extra_body", None) or {}), **options["extra_body"]}
+    return options
 
 
 def openai_chat_options(base_url: str, model: str, api_key_env: str, max_tokens: int, timeout: float) -> dict[str, Any]:
@@ -123,6 +132,7 @@ class ChatServedModel(BaseChatModel):
         answer: list[str] = []
         tokens = 0
         finished = False
+        kwargs = self._capped(kwargs)
         for message in self._logprobs_or_not(lambda: self.chat.stream(messages, stop=stop, **kwargs)):
             usage_seen = usage_seen or message.usage_metadata is not None
             metadata = message.response_metadata
@@ -152,10 +162,19 @@ class ChatServedModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
+        kwargs = self._capped(kwargs)
+
         def call() -> Iterator[BaseMessage]:
             yield self.chat.invoke(messages, stop=stop, **kwargs)
 
         return ChatResult(generations=[ChatGeneration(message=next(self._logprobs_or_not(call)))])
+
+    def _capped(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """A call's `max_tokens` (as ChatLlamaCpp takes it) in the form this endpoint honours."""
+        if "max_tokens" not in kwargs:
+            return kwargs
+        rest = {k: v for k, v in kwargs.items() if k != "max_tokens"}
+        return {**rest, **endpoint_limit(self, int(kwargs["max_tokens"]))}
 
     def _logprobs_or_not(self, call: Callable[[], Iterator[T]]) -> Iterator[T]:
         """The call's output; once again without log-probabilities if the server refuses them.

@@ -1,10 +1,11 @@
 """Typed settings: the one place configuration is read.
 
 Values come, highest priority first, from keyword arguments, `ASSISTANT_*`
-environment variables, a `.env` file, and a TOML file (`assistant.toml` in the
-working directory, or the file named by `ASSISTANT_CONFIG`). The factory and the CLI
-load them once; each part takes its group (RetrievalSettings, RoutingSettings, ...),
-declared here once with its descriptions. No other module reads the environment.
+environment variables, a `.env` file, and a TOML file (the file named by
+`ASSISTANT_CONFIG`, else `assistant.toml` beside the project's `.assistant/` or in
+the working directory: see assistant.locations). The factory and the CLI load them
+once; each part takes its group (RetrievalSettings, RoutingSettings, ...), declared
+here once with its descriptions. No other module reads the environment.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pydantic_settings import (
 )
 
 from assistant.errors import ConfigurationError
+from assistant.locations import find_project, project_config, user_data_dir
 
 if TYPE_CHECKING:
     from retrievers.embedder import EmbedderSpec
@@ -38,6 +40,9 @@ __all__ = [
     "ServerSettings",
     "Settings",
     "StorageSettings",
+    "config_path",
+    "data_dir_origin",
+    "default_data_dir",
     "load_settings",
     "write_settings",
 ]
@@ -64,12 +69,18 @@ RETIRED = dict.fromkeys(
 )
 
 
+def default_data_dir() -> Path:
+    """The project's `.assistant/` (nearest from the working directory up), else the user data directory."""
+    return find_project() or user_data_dir()
+
+
 class StorageSettings(BaseModel):
     """Where state lives: the memory database and the Chroma store."""
 
     data_dir: Path = Field(
-        Path(".assistant"),
-        description="Directory for local state: the SQLite database and the embedded Chroma store.",
+        default_factory=default_data_dir,
+        description="Directory for local state: the SQLite database and the embedded Chroma store "
+        "(`assistant init` makes the working directory a project with its own; `assistant info` shows which).",
     )
     database_url: str | None = Field(
         None,
@@ -81,7 +92,11 @@ class StorageSettings(BaseModel):
         description="URL of a Chroma server (http://host:port). Unset: an embedded store under data_dir, "
         "which only one process may write at a time.",
     )
-    default_collection: str = Field("default", description="Collection used when a call names none.")
+    default_collection: str = Field(
+        "default",
+        description="Collection used when a call names none and it exists, no collection does, or it is set to "
+        "another name; otherwise a call that names none uses the only collection there is.",
+    )
 
     @field_validator("default_collection")
     @classmethod
@@ -436,9 +451,28 @@ class Settings(
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_file = Path(os.environ.get(f"{ENV_PREFIX}CONFIG", "assistant.toml"))
-        toml = TomlConfigSettingsSource(settings_cls, toml_file=toml_file)
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=config_path())
         return (init_settings, env_settings, dotenv_settings, toml)
+
+
+def config_path() -> Path:
+    """The TOML settings file: the one ASSISTANT_CONFIG names, else the project's or the working directory's
+    assistant.toml (read if it exists)."""
+    named = os.environ.get(f"{ENV_PREFIX}CONFIG")
+    return Path(named) if named else project_config()
+
+
+def data_dir_origin(settings: Settings, *, passed: bool = False) -> str:
+    """Why `settings.data_dir` is where it is, in words (`assistant info`). `passed`: it was an argument."""
+    if passed:
+        return "set by --data-dir"
+    if "data_dir" not in settings.model_fields_set:
+        if find_project() == settings.data_dir:
+            return "the project: the nearest .assistant/ from the working directory up"
+        return "the user data directory: no .assistant/ from the working directory up"
+    if os.environ.get(f"{ENV_PREFIX}DATA_DIR"):
+        return f"set by {ENV_PREFIX}DATA_DIR"
+    return f"set by data_dir in {config_path()} or .env"
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -472,7 +506,7 @@ def load_settings(**overrides: Any) -> Settings:
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(
-            f"{ENV_PREFIX}CONFIG", f"{config or 'assistant.toml'} is not valid TOML ({exc})", "Fix the file's syntax."
+            f"{ENV_PREFIX}CONFIG", f"{config or config_path()} is not valid TOML ({exc})", "Fix the file's syntax."
         ) from None
 
 
@@ -484,7 +518,7 @@ def write_settings(values: dict[str, Any], path: Path | None = None) -> Path:
     unknown = sorted(set(values) - set(Settings.model_fields))
     if unknown:
         raise ConfigurationError(unknown[0], "is not a setting", "This is a bug in the caller; report it.")
-    target = path or Path(os.environ.get(f"{ENV_PREFIX}CONFIG", "assistant.toml"))
+    target = path or config_path()
     try:
         document = tomlkit.parse(target.read_text(encoding="utf-8")) if target.exists() else tomlkit.document()
     except (OSError, tomlkit.exceptions.ParseError) as exc:

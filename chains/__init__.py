@@ -6,12 +6,12 @@ memory (the factory in `assistant.factory` wires them); they never build them. M
     history     what a turn recalls: recent messages, the rolling summary (summarize), the user's facts
     condense    a follow-up rewritten as a standalone question
     evidence    the sentences of the passages that answer the question best
-    prompt      the local model's messages within its token budgets
+    prompt      the local model's messages within its token budgets, the caller's instructions included
     untrusted   document text is data: instructions in it are set aside
     verify      each drafted sentence checked against the passages
     route       local, large or decline, from one calibrated confidence (confidence, confidence.json)
-    escalate    the large model: what it is sent, budgets, retries, the audit row
+    escalate    the large model: what it is sent, budgets, retries, its streamed answer, the audit row
     citing      the decline message, the quoted evidence, the sources
     facts       facts and preferences users state about themselves
-    reply       what a turn returns
+    reply       what a turn returns, and the chunks (text, stage) it streams
 """

@@ -23,8 +23,10 @@ def abstention(collection: str, searched: str, passages: list[Passage]) -> str:
 def cited(passages: list[Passage], evidence: list[Evidence], decision: Decision) -> list[Source]:
     if decision.route == "abstain":
         return []
-    # The passage quoted as evidence comes first; then the others that reached the prompt.
-    ordered = [e.passage for e in evidence[:QUOTED_SENTENCES]] + passages
+    # The large model cites passages as [n] in prompt order, so source n must be passage n there.
+    # Otherwise the passage quoted as evidence comes first, then the others that reached the prompt.
+    lead = [] if decision.route == "large" else [e.passage for e in evidence[:QUOTED_SENTENCES]]
+    ordered = lead + passages
     unique = list({p.chunk_id: p for p in ordered}.values())
     return [Source(p.source, p.location, p.text[:300], round(p.score, 4), p.chunk_id) for p in unique]
 

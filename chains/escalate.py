@@ -1,14 +1,15 @@
 """Calling the large model: what it is sent, budgets, retries, and the audit row.
 
-Only the standalone question, the passages and, when the question leans on the
-conversation, the last exchange are sent, never the whole history. Every call is
-recorded in the escalation audit with exactly what was sent. Budgets are checked
-against that audit before anything is sent. Transport and API errors (endpoint
-down, timeout, HTTP 429 / 5xx) are retried with exponential backoff until a
-deadline; a bad key or a rejected request is not retried. A response the client
-library cannot read (an HTML page from a proxy, an empty or truncated body, JSON
-without `choices`) is the endpoint's failure too: answered locally, not retried.
-Any other exception is a bug of ours and is raised.
+Only the standalone question, the passages, the caller's own instructions and, when
+the question leans on the conversation, the last exchange are sent, never the whole
+history. The answer streams as it arrives. Every call is recorded in the escalation
+audit with exactly what was sent. Budgets are checked against that audit before
+anything is sent. Transport and API errors (endpoint down, timeout, HTTP 429 / 5xx)
+before the first token are retried with exponential backoff until a deadline; a bad
+key or a rejected request is not retried; after the first token the answer ends where
+the failure cut it. A response the client library cannot read (an HTML page from a
+proxy, an empty or truncated body, JSON without `choices`) is the endpoint's failure
+too: answered locally, not retried. Any other exception is a bug of ours and is raised.
 """
 
 from __future__ import annotations
@@ -17,15 +18,16 @@ import logging
 import sysconfig
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, SystemMessage
 
 from assistant.settings import FallbackSettings
+from chains.prompt import caller_instructions
 from chains.untrusted import quote_documents
 from memory.audit import EscalationLog, NewEscalation, Spend
 from memory.records import StoredMessage
@@ -36,6 +38,7 @@ __all__ = [
     "Escalator",
     "LargeAnswer",
     "Outcome",
+    "answer_limit",
     "budget_exceeded",
     "describe_endpoint",
     "large_messages",
@@ -54,12 +57,19 @@ _MAX_RETRY_AFTER_S = 30.0
 _UNREADABLE = "the response is not a chat completion"
 _UNREADABLE_NOTE = "Answered locally: the large model's response could not be read."
 _UNREACHABLE_NOTE = "Answered locally: the large model could not be reached."
+_CUT_NOTE = "The large model's answer was cut off: {problem}."
 
 
 def large_messages(
-    question: str, passages: Sequence[Passage], history: Sequence[StoredMessage], *, follow_up: bool
+    question: str,
+    passages: Sequence[Passage],
+    history: Sequence[StoredMessage],
+    *,
+    follow_up: bool,
+    instructions: str | None = None,
 ) -> list[BaseMessage]:
-    """The standalone question after the passages (quoted as data); the last exchange only for a follow-up."""
+    """The standalone question after the passages (quoted as data); the last exchange only for a follow-up;
+    the caller's instructions after our rules in the system message."""
     context = "\n\n".join(f"[{n}] {p.citation}\n{p.text}" for n, p in enumerate(passages, start=1))
     found = quote_documents(context) if context else "(No passages were found.)"
     asked = f"{found}\n\nQuestion: {question}"
@@ -67,7 +77,17 @@ def large_messages(
     turns: list[BaseMessage] = [
         AIMessage(m.content) if m.role == "assistant" else HumanMessage(m.content) for m in last_exchange
     ]
-    return [SystemMessage(LARGE_SYSTEM), *turns, HumanMessage(asked)]
+    return [SystemMessage(LARGE_SYSTEM + caller_instructions(instructions)), *turns, HumanMessage(asked)]
+
+
+def answer_limit(model: BaseChatModel, max_tokens: int) -> dict[str, Any]:
+    """Call options that cap one answer of `model` at `max_tokens` tokens: `max_tokens`, which
+    LangChain's chat models take, except for a client of an OpenAI-compatible endpoint."""
+    if not getattr(model, "openai_api_base", None):
+        return {"max_tokens": max_tokens}
+    from assistant.served import endpoint_limit  # such a client means langchain-openai is installed
+
+    return endpoint_limit(model, max_tokens)
 
 
 def transport_failure(exc: BaseException) -> tuple[bool, str] | None:
@@ -194,12 +214,13 @@ class LargeAnswer:
     model: str
     prompt_tokens: int
     completion_tokens: int
+    finish_reason: Literal["stop", "length"] = "stop"
 
 
 @dataclass
 class Outcome:
     answer: LargeAnswer | None
-    problem: str = ""  # why there is no answer, in words
+    problem: str = ""  # why there is no answer (or only the start of one), in words
     note: str = ""  # what the reply says about it
     audit_ids: list[int] = field(default_factory=list)
 
@@ -221,6 +242,14 @@ class Escalator:
         self.sleep = sleep
         self.endpoint, self.model_name = describe_endpoint(model)
 
+    def over_budget(
+        self, messages: list[BaseMessage], *, user_id: str | None, session_id: str | None, max_tokens: int | None = None
+    ) -> str | None:
+        """Which budget this call would break, in words; None when it may be made."""
+        if user_id is None or session_id is None:
+            return None
+        return budget_exceeded(self.settings, self.log, user_id, session_id, self._estimate(messages, max_tokens))
+
     def ask(
         self,
         messages: list[BaseMessage],
@@ -230,64 +259,171 @@ class Escalator:
         session_id: str | None,
         collection: str,
         check_budget: bool = True,
+        max_tokens: int | None = None,
     ) -> Outcome:
-        estimate = sum(self.count_tokens(m.text) for m in messages) + self.settings.fallback_max_tokens
-        if check_budget and user_id is not None and session_id is not None:
-            over = budget_exceeded(self.settings, self.log, user_id, session_id, estimate)
-            if over:
-                return Outcome(None, over, "Answered locally: the large-model budget is used up.")
-        request = {"model": self.model_name, "messages": [_as_dict(m) for m in messages]}
+        """The whole answer at once (see `stream`), after the budget check unless `check_budget` is False."""
+        over = check_budget and self.over_budget(
+            messages, user_id=user_id, session_id=session_id, max_tokens=max_tokens
+        )
+        if over:
+            return Outcome(None, over, "Answered locally: the large-model budget is used up.")
+        pieces = self.stream(
+            messages,
+            reason=reason,
+            user_id=user_id,
+            session_id=session_id,
+            collection=collection,
+            max_tokens=max_tokens,
+        )
+        while True:
+            try:
+                next(pieces)
+            except StopIteration as done:
+                outcome: Outcome = done.value
+                return outcome
+
+    def stream(
+        self,
+        messages: list[BaseMessage],
+        *,
+        reason: str,
+        user_id: str | None,
+        session_id: str | None,
+        collection: str,
+        max_tokens: int | None = None,
+    ) -> Generator[str, None, Outcome]:
+        """Yields the answer's text as it arrives, then returns the Outcome; the call is audited.
+
+        The budget is not checked here (see `over_budget`)."""
+        prompt = sum(self.count_tokens(m.text) for m in messages)  # for when the stream reports no usage
+        request: dict[str, Any] = {"model": self.model_name, "messages": [_as_dict(m) for m in messages]}
+        options = answer_limit(self.model, max_tokens) if max_tokens is not None else {}
+        if max_tokens is not None:
+            request["max_tokens"] = max_tokens
         started = time.monotonic()
         attempts, problem = 0, ""
-        reply: AIMessage | None = None
-        while True:
-            attempts += 1
-            try:
-                result = self.model.invoke(messages)
-                reply = result if isinstance(result, AIMessage) else AIMessage(content=result.content)
-                break
-            except Exception as exc:
-                failure = transport_failure(exc)
-                if failure is None:
-                    raise
-                retryable, problem = failure
-                log.warning("large model call %d failed: %s", attempts, problem)
-                wait = _retry_after(exc) or self.settings.fallback_backoff_s * 2 ** (attempts - 1)
-                if not retryable or time.monotonic() - started + wait >= self.settings.fallback_deadline_s:
+        merged: AIMessageChunk | None = None
+        shown = _Shown()
+        # Our own loop rather than the client's max_retries: one deadline across attempts, the
+        # attempts counted in the audit, and the same behaviour for any LangChain chat model.
+        try:
+            while True:
+                attempts += 1
+                merged, problem = None, ""
+                try:
+                    for chunk in self.model.stream(messages, **options):
+                        merged = chunk if merged is None else merged + chunk
+                        piece = shown.feed(chunk.text)
+                        if piece:
+                            yield piece
                     break
-                self.sleep(wait)
-        elapsed = round((time.monotonic() - started) * 1000, 1)
-        usage: dict[str, Any] = dict(reply.usage_metadata or {}) if reply is not None else {}
-        text = reply.text.strip() if reply is not None else ""
-        prompt_tokens = int(usage.get("input_tokens") or (estimate if reply is not None else 0))
-        completion_tokens = int(usage.get("output_tokens") or (self.count_tokens(text) if text else 0))
-        model_name = str((reply.response_metadata or {}).get("model_name") or self.model_name) if reply else ""
-        audit_id = self.log.record(
+                except Exception as exc:
+                    failure = transport_failure(exc)
+                    if failure is None:
+                        raise
+                    retryable, problem = failure
+                    log.warning("large model call %d failed: %s", attempts, problem)
+                    if shown.text:  # what was shown cannot be taken back: the answer ends here
+                        break
+                    wait = _retry_after(exc) or self.settings.fallback_backoff_s * 2 ** (attempts - 1)
+                    if not retryable or time.monotonic() - started + wait >= self.settings.fallback_deadline_s:
+                        break
+                    self.sleep(wait)
+        except GeneratorExit:  # the caller stopped reading: the tokens spent so far still count
+            problem = problem or "the caller stopped the answer"
+            self._record(
+                request, reason, user_id, session_id, collection, attempts, started, prompt, merged, shown.text, problem
+            )
+            raise
+        answered = bool(shown.text) or (not problem and merged is not None)
+        audit_id = self._record(
+            request, reason, user_id, session_id, collection, attempts, started, prompt, merged, shown.text, problem
+        )
+        if not answered:
+            elapsed = time.monotonic() - started
+            tries = f"{attempts} attempt{'s' if attempts > 1 else ''}"
+            return Outcome(
+                None,
+                f"the large model failed ({problem}; {tries} in {elapsed:.1f}s)",
+                _UNREADABLE_NOTE if problem.startswith(_UNREADABLE) else _UNREACHABLE_NOTE,
+                [audit_id],
+            )
+        usage = _usage(merged)
+        metadata = merged.response_metadata if merged is not None else {}
+        answer = LargeAnswer(
+            shown.text,
+            str(metadata.get("model_name") or self.model_name),
+            int(usage.get("input_tokens") or prompt),
+            int(usage.get("output_tokens") or self.count_tokens(shown.text)),
+            "length" if metadata.get("finish_reason") == "length" else "stop",
+        )
+        note = _CUT_NOTE.format(problem=problem) if problem else ""
+        return Outcome(answer, problem, note, [audit_id])
+
+    def _estimate(self, messages: list[BaseMessage], max_tokens: int | None) -> int:
+        """Tokens the call may cost: the messages and the longest answer allowed."""
+        answer = self.settings.fallback_max_tokens
+        return sum(self.count_tokens(m.text) for m in messages) + min(answer, max_tokens or answer)
+
+    def _record(
+        self,
+        request: dict[str, Any],
+        reason: str,
+        user_id: str | None,
+        session_id: str | None,
+        collection: str,
+        attempts: int,
+        started: float,
+        prompt: int,
+        merged: AIMessageChunk | None,
+        text: str,
+        problem: str,
+    ) -> int:
+        """The audit row of one call; one that produced text counts against the budgets ("ok")."""
+        usage = _usage(merged)
+        spent = bool(text) or (not problem and merged is not None)
+        metadata = merged.response_metadata if merged is not None else {}
+        return self.log.record(
             NewEscalation(
                 user_id=user_id,
                 session_id=session_id,
                 collection=collection,
                 endpoint=self.endpoint,
-                model=model_name or self.model_name,
+                model=str(metadata.get("model_name") or self.model_name),
                 reason=reason,
                 request=request,
-                status="ok" if reply is not None else "failed",
+                status="ok" if spent else "failed",
                 attempts=attempts,
-                prompt_tokens=prompt_tokens if reply is not None else 0,
-                completion_tokens=completion_tokens,
-                duration_ms=elapsed,
-                error=None if reply is not None else problem,
+                # Streams often carry no usage: then the prompt as our tokenizer counts it.
+                prompt_tokens=int(usage.get("input_tokens") or (prompt if spent else 0)),
+                completion_tokens=int(usage.get("output_tokens") or (self.count_tokens(text) if text else 0)),
+                duration_ms=round((time.monotonic() - started) * 1000, 1),
+                error=problem or None,
             )
         )
-        if reply is None:
-            tries = f"{attempts} attempt{'s' if attempts > 1 else ''}"
-            return Outcome(
-                None,
-                f"the large model failed ({problem}; {tries} in {elapsed / 1000:.1f}s)",
-                _UNREADABLE_NOTE if problem.startswith(_UNREADABLE) else _UNREACHABLE_NOTE,
-                [audit_id],
-            )
-        return Outcome(LargeAnswer(text, model_name, prompt_tokens, completion_tokens), audit_ids=[audit_id])
+
+
+class _Shown:
+    """The answer's text as it may be shown while it streams: no leading or trailing whitespace."""
+
+    def __init__(self) -> None:
+        self.text = ""
+        self._held = ""  # trailing whitespace, shown only when more text follows
+
+    def feed(self, piece: str) -> str:
+        pending = self._held + piece
+        visible = pending.rstrip()
+        if not self.text:
+            visible = visible.lstrip()
+        self._held = pending[len(pending.rstrip()) :]
+        if not visible:
+            return ""
+        self.text += visible
+        return visible
+
+
+def _usage(message: AIMessageChunk | None) -> dict[str, Any]:
+    return dict(message.usage_metadata or {}) if message is not None else {}
 
 
 def _as_dict(message: BaseMessage) -> dict[str, Any]:

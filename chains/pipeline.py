@@ -1,10 +1,12 @@
 """One conversational turn: recall → condense → retrieve → route → draft → route → escalate → cite → remember → learn.
 
-`turn()` is a generator of ReplyChunks (text as it is produced, then the Reply), so
-`ask` and `stream` share one code path. When the turn may still be escalated, the
-local draft is generated whole before anything is shown, because the router may
-reject it; otherwise (no large model, route="local", a local-only collection)
-local tokens stream as they come.
+`turn()` checks everything the caller can get wrong at once, then gives an iterator
+of ReplyChunks: the stages ("searching", "thinking", "escalating") as the turn reaches
+them, the text as it is produced, then the Reply; `ask` and `stream` share this one
+path. When the turn may still be escalated, the local draft is generated whole before
+anything is shown, because the router may reject it; otherwise (no large model,
+route="local", a local-only collection) local tokens stream as they come. The large
+model's answer streams once the router has chosen it.
 """
 
 from __future__ import annotations
@@ -18,15 +20,15 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessageChunk, BaseMessage
 
-from assistant.errors import ConfigurationError, InvalidQuestionError
+from assistant.errors import ConfigurationError, InvalidInputError, InvalidQuestionError
 from chains.citing import EXTRACTIVE_LEAD, QUOTED_SENTENCES, abstention, cited, evidence_tail
 from chains.condense import Condensed, Condenser, needs_context
-from chains.escalate import Escalator, large_messages
+from chains.escalate import Escalator, Outcome, large_messages
 from chains.evidence import Evidence, evidence_signals, select_evidence
 from chains.facts import FactExtractor, what_is_asked
 from chains.history import ConversationRecall
 from chains.prompt import BuiltPrompt, PromptBuilder
-from chains.reply import Reply, ReplyChunk
+from chains.reply import FinishReason, Reply, ReplyChunk
 from chains.route import Decision, RequestedRoute, RoutePolicy, check_requested_route, draft_signals
 from chains.untrusted import REMOVED, set_aside_instructions
 from chains.verify import SentenceGate, Verified, Verifier
@@ -59,6 +61,22 @@ class Prepared:
     prompt: BuiltPrompt | None = None  # None when no passage is relevant
     query: str = ""  # what was searched: the condensed question's ask
     outside: str | None = None  # why retrieval says the documents do not answer it; None when they may
+    instructions: str | None = None  # the caller's own, checked to fit the prompt
+    max_tokens: int | None = None  # the caller's cap on this turn's answer
+
+
+@dataclass(frozen=True)
+class _Request:
+    """A turn's arguments once checked: what the caller can get wrong is refused before any work."""
+
+    question: str
+    user_id: str
+    session_id: str
+    collection: str
+    retriever: PassageRetriever
+    requested: RequestedRoute
+    instructions: str | None
+    max_tokens: int | None
 
 
 @dataclass
@@ -69,6 +87,7 @@ class _Generated:
     prompt_tokens: int
     completion_tokens: int
     verified: Verified | None = None  # local drafts: the sentence check; None for the large model
+    finish_reason: FinishReason = "stop"
 
     @property
     def shown(self) -> str:
@@ -102,12 +121,66 @@ class AnswerPipeline:
         self.condenser = Condenser(llm)
 
     def turn(
-        self, question: str, *, user_id: str, session_id: str, collection: str, route: str = "auto"
+        self,
+        question: str,
+        *,
+        user_id: str,
+        session_id: str,
+        collection: str,
+        route: str = "auto",
+        instructions: str | None = None,
+        max_tokens: int | None = None,
     ) -> Iterator[ReplyChunk]:
-        """Text chunks, then the Reply, whose answer is exactly the text that was shown."""
+        """Stage and text chunks, then the Reply, whose answer is exactly the text that was shown.
+
+        Raises what the caller got wrong here, before the iterator yields anything."""
+        request = self._check(
+            question,
+            user_id=user_id,
+            session_id=session_id,
+            collection=collection,
+            route=route,
+            instructions=instructions,
+            max_tokens=max_tokens,
+        )
+        return self._chunks(request)
+
+    def _check(
+        self,
+        question: str,
+        *,
+        user_id: str,
+        session_id: str,
+        collection: str,
+        route: str = "auto",
+        instructions: str | None = None,
+        max_tokens: int | None = None,
+    ) -> _Request:
+        """The turn's arguments, checked: ids, route, question, collection, instructions, max_tokens."""
+        check_id("user_id", user_id)
+        check_id("session_id", session_id)
+        requested = check_requested_route(route)
+        question = _check_question(question)
+        if max_tokens is not None and (
+            isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1
+        ):
+            raise InvalidInputError("max_tokens", f"must be a whole number of at least 1, got {max_tokens!r}")
+        retriever = self.retriever(collection)  # unknown collection fails before any work
+        if requested == "large" and not retriever.local_only and self.escalator is None:
+            raise ConfigurationError(
+                "fallback_base_url",
+                "is not set, so route='large' has no large model to ask",
+                "Set fallback_base_url and fallback_model, pass fallback= to the Assistant, or use route='auto'.",
+            )
+        checked = self.prompt.check_instructions(instructions)
+        return _Request(question, user_id, session_id, collection, retriever, requested, checked, max_tokens)
+
+    def _chunks(self, request: _Request) -> Iterator[ReplyChunk]:
         shown: list[str] = []
         audit_ids: list[int] = []
-        prepared = self.prepare(question, user_id=user_id, session_id=session_id, collection=collection, route=route)
+        user_id, session_id = request.user_id, request.session_id
+        yield ReplyChunk("", stage="searching")
+        prepared = self._prepare(request)
         for chunk in self._turn(prepared, user_id, session_id, audit_ids):
             if chunk.reply is None:
                 shown.append(chunk.text)
@@ -120,22 +193,33 @@ class AnswerPipeline:
             yield ReplyChunk("", reply)
 
     def prepare(
-        self, question: str, *, user_id: str, session_id: str, collection: str, route: str = "auto"
+        self,
+        question: str,
+        *,
+        user_id: str,
+        session_id: str,
+        collection: str,
+        route: str = "auto",
+        instructions: str | None = None,
+        max_tokens: int | None = None,
     ) -> Prepared:
         """Everything before generation: recall, condense, retrieve, evidence, prompt.
 
         Everything the caller can get wrong is checked first, before any model runs."""
-        check_id("user_id", user_id)
-        check_id("session_id", session_id)
-        requested = check_requested_route(route)
-        question = _check_question(question)
-        retriever = self.retriever(collection)  # unknown collection fails before any work
-        if requested == "large" and not retriever.local_only and self.escalator is None:
-            raise ConfigurationError(
-                "fallback_base_url",
-                "is not set, so route='large' has no large model to ask",
-                "Set fallback_base_url and fallback_model, pass fallback= to the Assistant, or use route='auto'.",
-            )
+        request = self._check(
+            question,
+            user_id=user_id,
+            session_id=session_id,
+            collection=collection,
+            route=route,
+            instructions=instructions,
+            max_tokens=max_tokens,
+        )
+        return self._prepare(request)
+
+    def _prepare(self, request: _Request) -> Prepared:
+        question, user_id, session_id = request.question, request.user_id, request.session_id
+        retriever, requested, collection = request.retriever, request.requested, request.collection
         clock = _Clock()
         history, summary = self.recall.history(user_id, session_id)
         clock.lap("recall_ms")
@@ -177,11 +261,19 @@ class AnswerPipeline:
             evidence,
             query=asked,
             outside=outside,
+            instructions=request.instructions,
+            max_tokens=request.max_tokens,
         )
         if relevant:
             facts = self.recall.facts(user_id, condensed.question, retriever.embeddings)
             prepared.prompt = self.prompt.build(
-                condensed.question, relevant, prepared.evidence, history, summary=summary, facts=facts
+                condensed.question,
+                relevant,
+                prepared.evidence,
+                history,
+                summary=summary,
+                facts=facts,
+                instructions=request.instructions,
             )
             prepared.relevant = prepared.prompt.passages
             signals["context_fit"] = prepared.prompt.context_fit
@@ -203,9 +295,15 @@ class AnswerPipeline:
         assert prepared.prompt is not None
         language = str(prepared.signals.get("keyword_language") or "english")
         gate = SentenceGate(Verifier(prepared.relevant, prepared.condensed.question, language=language))
+        yield ReplyChunk("", stage="thinking")
         # A small model's first paragraph is its answer; what follows is mostly rambling.
         generated = yield from self._generate(
-            self.llm, prepared.prompt.messages, stream=stream, stop=["\n\n"], gate=gate
+            self.llm,
+            prepared.prompt.messages,
+            stream=stream,
+            stop=["\n\n"],
+            gate=gate,
+            max_tokens=prepared.max_tokens,
         )
         prepared.clock.lap("generate_ms")
         generated.verified = gate.verified
@@ -217,7 +315,13 @@ class AnswerPipeline:
     def large_request(self, prepared: Prepared) -> list[BaseMessage]:
         """What the large model is sent for this turn (and nothing more)."""
         follow_up = bool(prepared.history) and needs_context(prepared.question)
-        return large_messages(prepared.condensed.question, prepared.relevant, prepared.history, follow_up=follow_up)
+        return large_messages(
+            prepared.condensed.question,
+            prepared.relevant,
+            prepared.history,
+            follow_up=follow_up,
+            instructions=prepared.instructions,
+        )
 
     def _turn(self, prepared: Prepared, user_id: str, session_id: str, audit_ids: list[int]) -> Iterator[ReplyChunk]:
         signals, relevant, evidence = prepared.signals, prepared.relevant, prepared.evidence
@@ -236,20 +340,22 @@ class AnswerPipeline:
             assert self.escalator is not None
             if generated is not None:  # kept: the large model's answer labels it (assistant eval routing --fit)
                 signals["local_draft"] = generated.shown
-            outcome = self.escalator.ask(
-                self.large_request(prepared),
-                reason=decision.reason,
-                user_id=user_id,
-                session_id=session_id,
-                collection=prepared.collection,
-            )
+            outcome = yield from self._escalate(prepared, decision.reason, user_id, session_id)
             audit_ids.extend(outcome.audit_ids)
             prepared.clock.lap("large_ms")
             if outcome.answer is not None:
                 answer = outcome.answer
-                generated = _Generated(answer.text, answer.model, [], answer.prompt_tokens, answer.completion_tokens)
-                yield ReplyChunk(answer.text)
+                generated = _Generated(
+                    answer.text,
+                    answer.model,
+                    [],
+                    answer.prompt_tokens,
+                    answer.completion_tokens,
+                    finish_reason=answer.finish_reason,
+                )
                 shown = True
+                if outcome.note:  # cut off mid-stream: what was shown stays, marked
+                    decision = replace(decision, note=outcome.note, low_confidence=True)
             else:
                 if generated is None and prepared.prompt is not None:
                     generated = yield from self.draft(prepared, stream=True)
@@ -286,8 +392,39 @@ class AnswerPipeline:
                 signals=signals,
                 usage=usage,
                 timings={**prepared.clock.laps, "total_ms": prepared.clock.total()},
+                finish_reason=generated.finish_reason if generated else "stop",  # the model was cut at the cap
             ),
         )
+
+    def _escalate(
+        self, prepared: Prepared, reason: str, user_id: str, session_id: str
+    ) -> Generator[ReplyChunk, None, Outcome]:
+        """The large model's answer, streamed as it arrives (after the budget check); its Outcome."""
+        assert self.escalator is not None
+        messages = self.large_request(prepared)
+        cap = prepared.max_tokens
+        over = self.escalator.over_budget(messages, user_id=user_id, session_id=session_id, max_tokens=cap)
+        if over:
+            return Outcome(None, over, "Answered locally: the large-model budget is used up.")
+        yield ReplyChunk("", stage="escalating")
+        pieces = self.escalator.stream(
+            messages,
+            reason=reason,
+            user_id=user_id,
+            session_id=session_id,
+            collection=prepared.collection,
+            max_tokens=cap,
+        )
+        try:
+            while True:
+                try:
+                    piece = next(pieces)
+                except StopIteration as done:
+                    outcome: Outcome = done.value
+                    return outcome
+                yield ReplyChunk(piece)
+        finally:
+            pieces.close()  # a caller who stops reading ends the call (and its audit row) now
 
     def _generate(
         self,
@@ -297,13 +434,16 @@ class AnswerPipeline:
         stream: bool,
         stop: list[str] | None = None,
         gate: SentenceGate | None = None,
+        max_tokens: int | None = None,
     ) -> Generator[ReplyChunk, None, _Generated]:
         """Runs the model; yields its text only when `stream` (through `gate`: only checked
         sentences, and generation stops at a repetition); returns a _Generated."""
         merged: AIMessageChunk | None = None
         started = False
         released = 0
-        for chunk in model.stream(messages, stop=stop):
+        # Only ever lower than the configured answer length: the prompt budget keeps that much free.
+        options: dict[str, Any] = {"max_tokens": min(max_tokens, self.prompt.answer_tokens)} if max_tokens else {}
+        for chunk in model.stream(messages, stop=stop, **options):
             merged = chunk if merged is None else merged + chunk
             text = chunk.text if started else chunk.text.lstrip()
             started = started or bool(text)
@@ -333,6 +473,7 @@ class AnswerPipeline:
             logprobs=list(logprobs),
             prompt_tokens=int(usage.get("input_tokens", 0)),
             completion_tokens=int(usage.get("output_tokens", 0)),
+            finish_reason="length" if merged.response_metadata.get("finish_reason") == "length" else "stop",
         )
 
     def _learn(self, user_id: str, message: str, message_id: int) -> list[str]:

@@ -5,9 +5,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-__all__ = ["Reply", "ReplyChunk", "Route", "Source"]
+__all__ = ["STAGES", "FinishReason", "Reply", "ReplyChunk", "Route", "Source"]
 
 Route = Literal["local", "large", "abstain"]
+FinishReason = Literal["stop", "length"]
+# What a turn is doing, announced before the slow parts: recall, condense and retrieve
+# ("searching"), the local model generating ("thinking"), the large model called ("escalating").
+STAGES = ("searching", "thinking", "escalating")
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,7 @@ class Reply:
     usage: dict[str, int] = field(default_factory=dict)  # prompt_tokens, completion_tokens
     timings: dict[str, float] = field(default_factory=dict)  # milliseconds per stage
     remembered: list[str] = field(default_factory=list)  # facts about the user learned from this question
+    finish_reason: FinishReason = "stop"  # "length": the answering model stopped at the max_tokens cap
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -48,7 +53,11 @@ class Reply:
 
 @dataclass(frozen=True)
 class ReplyChunk:
-    """A piece of a streamed answer; the last chunk carries the whole Reply."""
+    """A piece of a streamed answer; the last chunk carries the whole Reply.
+
+    A chunk with a `stage` (one of STAGES) has no text and no reply: it says what the
+    turn is doing next, so a caller can show progress; text-only consumers ignore it."""
 
     text: str
     reply: Reply | None = None
+    stage: str | None = None

@@ -128,7 +128,7 @@ class SQLMemory:
         def work(db: Session) -> UserDeletion:
             user = db.scalar(select(User).where(User.external_id == user_id))
             if user is None:
-                raise UnknownSessionError(user_id)
+                raise UnknownSessionError(user_id, known_users=list(db.scalars(select(User.external_id))))
             sessions = select(ChatSession.id).where(ChatSession.user_id == user.id)
             counted = UserDeletion(
                 sessions=db.scalar(select(func.count()).select_from(sessions.subquery())) or 0,
@@ -154,8 +154,17 @@ class SQLMemory:
             select(ChatSession).join(User).where(User.external_id == user_id, ChatSession.external_id == session_id)
         )
         if chat is None:
-            raise UnknownSessionError(user_id, session_id)
+            raise SQLMemory._unknown_session(db, user_id, session_id)
         return chat
+
+    @staticmethod
+    def _unknown_session(db: Session, user_id: str, session_id: str) -> UnknownSessionError:
+        """The error for a session not found, with the closest of the user's sessions (or of the users) in it."""
+        user = db.scalar(select(User.id).where(User.external_id == user_id))
+        if user is None:
+            return UnknownSessionError(user_id, session_id, known_users=list(db.scalars(select(User.external_id))))
+        ids = db.scalars(select(ChatSession.external_id).where(ChatSession.user_id == user))
+        return UnknownSessionError(user_id, session_id, known_sessions=list(ids))
 
     @staticmethod
     def _session_pk(db: Session, user_id: str, session_id: str) -> int | None:
@@ -229,8 +238,8 @@ class SQLMemory:
             count = db.scalar(select(func.count(Message.id)).where(Message.session_id == chat.id)) or 0
         return SessionInfo(user_id, session_id, chat.title, chat.created_at, chat.updated_at, int(count))
 
-    def sessions(self, user_id: str | None = None) -> list[SessionInfo]:
-        """Sessions of one user (or of everyone), most recently used first."""
+    def sessions(self, user_id: str | None = None, *, limit: int | None = None) -> list[SessionInfo]:
+        """Sessions of one user (or of everyone), most recently used first; `limit`: only the first so many."""
         counts = select(Message.session_id, func.count(Message.id).label("n")).group_by(Message.session_id).subquery()
         query = (
             select(ChatSession, User.external_id, func.coalesce(counts.c.n, 0))
@@ -240,6 +249,8 @@ class SQLMemory:
         )
         if user_id is not None:
             query = query.where(User.external_id == user_id)
+        if limit is not None:
+            query = query.limit(limit)
         with self.db.read() as db:
             rows = db.execute(query).all()
         return [
@@ -253,6 +264,22 @@ class SQLMemory:
             )
             for chat, owner, count in rows
         ]
+
+    def session_owners(self, session_id: str) -> list[str]:
+        """The users who have a session with this id (ids are per user, so there may be several)."""
+        query = (
+            select(User.external_id)
+            .join(ChatSession, ChatSession.user_id == User.id)
+            .where(ChatSession.external_id == session_id)
+            .order_by(User.external_id)
+        )
+        with self.db.read() as db:
+            return list(db.scalars(query))
+
+    def session_ids(self) -> list[str]:
+        """Every session id in use, by any user (for suggesting the one meant)."""
+        with self.db.read() as db:
+            return list(db.scalars(select(ChatSession.external_id).distinct().order_by(ChatSession.external_id)))
 
     def users(self) -> list[str]:
         with self.db.read() as db:

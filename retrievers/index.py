@@ -42,7 +42,7 @@ from retrievers.naming import (
 )
 from retrievers.passage import Passage
 from retrievers.reading import LoaderFactory
-from retrievers.report import IngestProgress, IngestReport
+from retrievers.report import EMBEDDING, LOADING_EMBEDDER, WRITING, IngestProgress, IngestReport
 from retrievers.rerank import Reranker
 from retrievers.retriever import PassageRetriever
 from retrievers.search import HybridSearch
@@ -286,14 +286,24 @@ class DocumentIndex:
             chroma = self.store.create(target, info.name, info.dimension)
             total = self.ledger.live_count(col.id)
             done = 0
-            for page in self.ledger.iter_live_chunks(col.id, page=4 * self.document_settings.embedding_batch_size):
-                vectors = embeddings.embed_documents([embedding_text(c.meta, c.text) for c in page])
+
+            def progress(phase: str, batch_done: int = 0, batch_total: int = 0) -> None:
+                if on_progress:
+                    rate = done / max(time.perf_counter() - started, 1e-6)
+                    on_progress(IngestProgress(done, total, done, rate, name, phase, batch_done, batch_total, "chunks"))
+
+            progress(LOADING_EMBEDDER)  # the first embedding call loads the model
+            step = self.document_settings.embedding_batch_size
+            for page in self.ledger.iter_live_chunks(col.id, page=4 * step):
+                vectors: list[list[float]] = []
+                for start in range(0, len(page), step):
+                    texts = [embedding_text(c.meta, c.text) for c in page[start : start + step]]
+                    vectors += embeddings.embed_documents(texts)
+                    progress(EMBEDDING if len(vectors) < len(page) else WRITING, len(vectors), len(page))
                 self.store.upsert(chroma, [c.id for c in page], [c.text for c in page], [c.meta for c in page], vectors)
                 done += len(page)
                 holding.renew()
-                if on_progress:
-                    elapsed = max(time.perf_counter() - started, 1e-6)
-                    on_progress(IngestProgress(done, total, done, done / elapsed, name))
+                progress(WRITING, len(page), len(page))
             language = self.document_settings.keyword_language
             self.keywords.rebuild(col.id, KeywordScheme(language=language), self.ledger.keyword_pages(col.id))
             self.catalog.switch(col.id, target, info, col.generation + 1)

@@ -7,6 +7,7 @@ documents, and (4) hands the new and changed files to the writer (retrievers.wri
 which parses them in a background thread (retrievers.reading) while it embeds and
 writes them in batches, following the ledger's crash-safe protocol. A file that
 cannot be indexed is reported and keeps whatever it had in the index; the run goes on.
+`on_progress` hears of each step, from the scan on (phases: retrievers.report).
 
 Work per file is bounded: a file over `max_file_mb` is not read, text over
 `max_file_chars` or with a line over `max_line_chars` is refused (DocumentSettings).
@@ -33,7 +34,7 @@ from retrievers.keywords import KeywordScheme
 from retrievers.lease import CollectionLease
 from retrievers.ledger import DocumentRow, Ledger
 from retrievers.reading import Candidate, FileReader, LoaderFactory, file_hash
-from retrievers.report import FileIssue, IngestProgress, IngestReport
+from retrievers.report import SCANNING, FileIssue, IngestProgress, IngestReport
 from retrievers.scan import Scan, read_file, scan, stored_path
 from retrievers.splitter import TokenSplitter, chunk_title
 from retrievers.store import ChunkStore, scalar_meta
@@ -85,7 +86,9 @@ class Ingestor:
             for suffix, factory in (loaders or {}).items()
         }
         reader = FileReader(self._read, splitter, settings, self.loaders)
-        self.writer = DocumentWriter(ledger, store, embeddings, reader, batch_chunks(settings))
+        self.writer = DocumentWriter(
+            ledger, store, embeddings, reader, batch_chunks(settings), settings.embedding_batch_size
+        )
         self._hashes: dict[str, tuple[int, int, str, str]] = {}  # path -> size, mtime_ns, hash, kind
 
     # Planning -----------------------------------------------------------------------
@@ -185,6 +188,8 @@ class Ingestor:
     ) -> IngestReport:
         started = time.perf_counter()
         report = IngestReport(collection=col.name)
+        if on_progress:
+            on_progress(IngestProgress(0, 0, 0, 0.0, str(root), SCANNING))
         found = scan(root)
         report.files_skipped.extend(found.issues)
         plan = self._plan(col, found, report)

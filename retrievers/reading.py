@@ -35,7 +35,6 @@ __all__ = ["Candidate", "FileReader", "LoaderFactory", "Parsed", "file_hash"]
 log = logging.getLogger(__name__)
 
 LoaderFactory = Callable[[Path], BaseLoader]
-_DONE = object()
 
 
 def file_hash(data: bytes) -> str:
@@ -122,10 +121,15 @@ class FileReader:
         return sections
 
     def parse_ahead(
-        self, candidates: list[Candidate], waiting: Callable[[], None], every_s: float
+        self,
+        candidates: list[Candidate],
+        waiting: Callable[[], None],
+        every_s: float,
+        starting: Callable[[Candidate], None] | None = None,
     ) -> Iterator[tuple[Candidate, Parsed | FileIssue]]:
         """Parse results in order, produced a few files ahead by a background thread;
-        `waiting` is called every `every_s` seconds while the next one is not ready."""
+        `starting` is called (in the caller's thread) before the wait for each file's
+        result, and `waiting` every `every_s` seconds while it is not ready."""
         results: queue.Queue[Any] = queue.Queue(maxsize=4)  # a few files: each may hold millions of characters
         stop = threading.Event()
 
@@ -135,21 +139,21 @@ class FileReader:
                     if stop.is_set():
                         return
                     results.put((candidate, self.parse(candidate)))
-                results.put(_DONE)
             except BaseException as exc:  # handed to the main thread, which raises it
                 results.put(exc)
 
         thread = threading.Thread(target=work, name="ingest-parse", daemon=True)
         thread.start()
         try:
-            while True:
-                try:
-                    item = results.get(timeout=every_s)
-                except queue.Empty:
-                    waiting()
-                    continue
-                if item is _DONE:
-                    return
+            for candidate in candidates:  # the thread puts one result per candidate, in order
+                if starting:
+                    starting(candidate)
+                while True:
+                    try:
+                        item = results.get(timeout=every_s)
+                        break
+                    except queue.Empty:
+                        waiting()
                 if isinstance(item, BaseException):
                     raise item
                 yield item

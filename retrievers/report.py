@@ -1,10 +1,33 @@
-"""What an ingestion run reports: per-file outcomes, chunk counts and progress events."""
+"""What an ingestion run reports: per-file outcomes, chunk counts and progress events.
+
+A run moves through phases, sent with every progress event: SCANNING the folder
+(hashing what changed), then per file READING (parsed and split), and per batch of
+chunks LOADING_EMBEDDER (the run's first embedding call, which loads the model if this
+process has not yet), EMBEDDING (after every `embedding_batch_size` chunks) and WRITING.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["FileIssue", "IngestProgress", "IngestReport"]
+__all__ = [
+    "EMBEDDING",
+    "LOADING_EMBEDDER",
+    "PHASES",
+    "READING",
+    "SCANNING",
+    "WRITING",
+    "FileIssue",
+    "IngestProgress",
+    "IngestReport",
+]
+
+SCANNING = "scanning"
+LOADING_EMBEDDER = "loading embedder"
+READING = "reading"
+EMBEDDING = "embedding"
+WRITING = "writing"
+PHASES = (SCANNING, LOADING_EMBEDDER, READING, EMBEDDING, WRITING)
 
 
 @dataclass(frozen=True)
@@ -75,10 +98,18 @@ class IngestReport:
 
 @dataclass(frozen=True)
 class IngestProgress:
-    """Sent after each file and after each batch of chunks written (a large file sends several)."""
+    """Sent when a file starts being read, after each slice of a batch is embedded, when a
+    batch is written and its finished files committed: a large file sends many.
 
-    files_done: int
-    files_total: int  # files to parse and embed in this run (new and changed)
-    chunks_added: int
+    `files_done` never goes back, nor does `chunks_added`; a reindex counts chunks in
+    `files_done` and `files_total` (`unit` "chunks")."""
+
+    files_done: int  # files finished: committed, or reported as failed
+    files_total: int  # files to parse and embed in this run (new and changed); 0 while scanning
+    chunks_added: int  # chunks embedded and written so far
     chunks_per_second: float
-    path: str
+    path: str  # the file at work (a reindex: the collection)
+    phase: str = WRITING  # one of PHASES
+    batch_done: int = 0  # chunks of the batch at work embedded so far
+    batch_total: int = 0  # chunks in that batch
+    unit: str = "files"  # what files_done and files_total count

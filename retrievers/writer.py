@@ -5,6 +5,8 @@ and commit a document once all its chunks are written.
 Chunks are embedded and written `batch_chunks` at a time whatever the files' sizes, the
 lease renewed after each batch, so a large file makes progress, reports it, and resumes
 after a kill. A file whose text the embedder refuses is reported; the others go on.
+Progress is sent as each file starts being read, after every `embed_chunks` chunks
+embedded, and as each batch is written (retrievers.report has the phases).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from retrievers.catalog import CollectionRow
 from retrievers.lease import Holding
 from retrievers.ledger import ChunkRow, DocumentRow, Ledger, StagedDocument
 from retrievers.reading import Candidate, FileReader
-from retrievers.report import FileIssue, IngestProgress, IngestReport
+from retrievers.report import EMBEDDING, LOADING_EMBEDDER, READING, WRITING, FileIssue, IngestProgress, IngestReport
 from retrievers.scan import stored_path
 from retrievers.splitter import content_hash, embedding_text
 from retrievers.store import ChunkStore, scalar_meta
@@ -67,12 +69,14 @@ class DocumentWriter:
         embeddings: Embeddings,
         reader: FileReader,
         batch_chunks: int,
+        embed_chunks: int,
     ) -> None:
         self.ledger = ledger
         self.store = store
         self.embeddings = embeddings
         self.reader = reader
         self.batch_chunks = batch_chunks
+        self.embed_chunks = embed_chunks  # per embedding call: a progress event after each
 
     def write_all(
         self,
@@ -91,19 +95,33 @@ class DocumentWriter:
         opened: list[_Open] = []  # staged, in order; only the last ones may still wait for chunks
         queued: list[tuple[_Open, ChunkRow]] = []  # chunks to embed, in order
         done = 0
+        embedded = False  # the run's first embedding call loads the model
         path = ""
 
-        def progress() -> None:
+        def progress(phase: str, batch_done: int = 0, batch_total: int = 0) -> None:
             if on_progress:
                 elapsed = max(time.perf_counter() - started, 1e-6)
+                rate = report.chunks_added / elapsed
                 on_progress(
-                    IngestProgress(done, len(candidates), report.chunks_added, report.chunks_added / elapsed, path)
+                    IngestProgress(
+                        done, len(candidates), report.chunks_added, rate, path, phase, batch_done, batch_total
+                    )
                 )
 
         def write(count: int) -> None:
-            nonlocal queued, opened, done
+            nonlocal queued, opened, done, embedded, path
             batch, queued = queued[:count], queued[count:]
-            failed = self._write_slice(col, chroma, batch, report)
+
+            def embedded_so_far(n: int) -> None:
+                nonlocal path
+                path = batch[min(n, len(batch)) - 1][0].candidate.source
+                progress(EMBEDDING if n < len(batch) else WRITING, n, len(batch))
+
+            if batch and not embedded:
+                path = batch[0][0].candidate.source
+                progress(LOADING_EMBEDDER, 0, len(batch))
+                embedded = True
+            failed = self._write_slice(col, chroma, batch, report, embedded_so_far)
             if failed:
                 queued = [(o, c) for o, c in queued if o not in failed]
                 opened = [o for o in opened if o not in failed]
@@ -114,16 +132,21 @@ class DocumentWriter:
                 opened = [o for o in opened if o.waiting > 0]
                 done += len(ready)
             holding.renew()
-            progress()
+            progress(WRITING, len(batch), len(batch))
+
+        def reading(candidate: Candidate) -> None:
+            nonlocal path
+            path = candidate.source
+            progress(READING)
 
         every_s = min(30.0, holding.ttl_s / 4)
-        for candidate, parsed in self.reader.parse_ahead(candidates, holding.renew, every_s):
+        for candidate, parsed in self.reader.parse_ahead(candidates, holding.renew, every_s, reading):
             path = str(candidate.source)
             if isinstance(parsed, FileIssue):
                 done += 1
                 report.files_failed.append(parsed)
                 log.warning("not indexed: %s: %s", parsed.path, parsed.reason)
-                progress()
+                progress(READING)
                 continue
             doc = self._stage(col, candidate, parsed.chunks, keys, leftovers)
             report.chunks_resumed += len(doc.resumed)
@@ -133,7 +156,6 @@ class DocumentWriter:
             queued.extend((item, c) for c in todo)
             while len(queued) >= self.batch_chunks:
                 write(self.batch_chunks)
-            progress()
         if queued or opened:
             write(len(queued))
 
@@ -192,16 +214,18 @@ class DocumentWriter:
         )
 
     def _write_slice(
-        self, col: CollectionRow, chroma: Collection, batch: list[tuple[_Open, ChunkRow]], report: IngestReport
+        self,
+        col: CollectionRow,
+        chroma: Collection,
+        batch: list[tuple[_Open, ChunkRow]],
+        report: IngestReport,
+        embedded_so_far: Callable[[int], None],
     ) -> set[_Open]:
         """Steps 1 and 2 of the protocol for one slice of chunks; returns the documents that
         could not be embedded, reported and left out of the run."""
         failed: set[_Open] = set()
-        try:
-            vectors = self._embed([c for _, c in batch])
-        except AssistantError:
-            raise
-        except Exception as exc:  # find the file whose text the embedder refuses; the others go on
+        vectors, refused = self._embed_in_steps([c for _, c in batch], embedded_so_far)
+        if refused is not None:  # find the file whose text the embedder refuses; the others go on
             owners = list(dict.fromkeys(o for o, _ in batch))
             if len(owners) == 1:
                 failed.add(owners[0])
@@ -212,9 +236,9 @@ class DocumentWriter:
                     except Exception:  # reported with the batch's error below
                         failed.add(item)
                 if len(failed) == len(owners):
-                    raise  # not a file's problem: every file of the batch fails alike
+                    raise refused  # not a file's problem: every file of the batch fails alike
             for item in failed:
-                reason = f"could not be embedded ({type(exc).__name__}: {exc})"
+                reason = f"could not be embedded ({type(refused).__name__}: {refused})"
                 report.files_failed.append(FileIssue(item.candidate.source, reason))
                 log.warning("not indexed: %s: %s", item.candidate.source, reason)
             batch = [(o, c) for o, c in batch if o not in failed]
@@ -228,6 +252,22 @@ class DocumentWriter:
             item.waiting -= 1
         report.chunks_added += len(batch)
         return failed
+
+    def _embed_in_steps(
+        self, chunks: list[ChunkRow], embedded_so_far: Callable[[int], None]
+    ) -> tuple[list[list[float]], Exception | None]:
+        """The chunks' vectors, `embed_chunks` per call, `embedded_so_far` told after each;
+        or the error of the call the embedder refused (our own errors are raised)."""
+        vectors: list[list[float]] = []
+        for start in range(0, len(chunks), self.embed_chunks):
+            try:
+                vectors += self._embed(chunks[start : start + self.embed_chunks])
+            except AssistantError:
+                raise
+            except Exception as exc:  # one file's text, or the embedder itself: the caller tells which
+                return [], exc
+            embedded_so_far(len(vectors))  # outside the try: a failing progress callback is not the file's fault
+        return vectors, None
 
     def _embed(self, chunks: list[ChunkRow]) -> list[list[float]]:
         return self.embeddings.embed_documents([embedding_text(c.meta, c.text) for c in chunks]) if chunks else []

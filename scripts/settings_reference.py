@@ -29,6 +29,8 @@ COMMAND = ".venv/bin/python scripts/settings_reference.py --write"
 # Defaults computed from the machine (home directory, environment) are shown as the
 # expression they come from, so the reference is the same on every machine.
 MACHINE_DEPENDENT = {
+    "data_dir": "the nearest `.assistant/` from the working directory up, else `$XDG_DATA_HOME/assistant` "
+    "(or `~/.local/share/assistant`)",
     "embedding_cache_dir": "`$XDG_CACHE_HOME/assistant/embedders` (or `~/.cache/assistant/embedders`)",
 }
 TITLES = {"DocumentSettings": "Documents", "FallbackSettings": "Large model (fallback)"}

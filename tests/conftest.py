@@ -34,6 +34,22 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_state_of_this_machine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """No test (nor a command it starts) reads or writes this machine's data: the user data directory
+    and the default data dir point into a temporary folder. Tests of the lookup itself unset them."""
+    root = tmp_path_factory.mktemp("machine-data")
+    saved = {name: os.environ.get(name) for name in ("XDG_DATA_HOME", "ASSISTANT_DATA_DIR")}
+    os.environ["XDG_DATA_HOME"] = str(root / "xdg")
+    os.environ["ASSISTANT_DATA_DIR"] = str(root / "default")
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @pytest.fixture(scope="session")
 def shared_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("assistant-state")

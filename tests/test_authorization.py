@@ -217,7 +217,7 @@ def test_key_roles_from_the_command_line(tmp_path: Path) -> None:
     assert json.loads(admin.stdout)["role"] == "admin"
     user = CliRunner().invoke(cli, [*state, "keys", "create", "--user", "erin", "--json"])
     assert json.loads(user.stdout)["role"] == "user"  # the default
-    listed = CliRunner().invoke(cli, [*state, "keys", "list"]).output.splitlines()
-    assert [line.split("\t")[1:3] for line in listed] == [["dana", "admin"], ["erin", "user"]]
+    listed = json.loads(CliRunner().invoke(cli, [*state, "keys", "list", "--json"]).stdout)
+    assert [(k["user"], k["role"]) for k in listed] == [("dana", "admin"), ("erin", "user")]
     wrong = CliRunner().invoke(cli, [*state, "keys", "create", "--user", "x", "--role", "root"])
     assert wrong.exit_code == 2 and "root" in wrong.output

@@ -293,3 +293,41 @@ def test_a_self_description_does_not_move_retrieval(bot: Assistant) -> None:
         ]
         assert len({what_is_asked(q) for q in questions}) == 1, questions
         assert len({(s["best_score"], s["coverage"], s["relevant_passages"]) for s in signals}) == 1, questions
+
+
+@pytest.mark.llm
+def test_the_answers_html_lists_every_wrong_answer_and_every_wrong_decline(
+    bot: Assistant, shared_state: Path, tmp_path: Path
+) -> None:
+    from tests.test_eval_retrieval import html_lists
+
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text(
+        # An expected string no reply holds: a wrong answer (or, declined, a wrong decline).
+        '{"question": "How often is the X200 serviced?", "answers": ["every 9000 years"], "source": "x200_manual.md"}\n'
+        # Labelled answerable though the handbook does not say: declined, so wrongly declined.
+        '{"question": "Who won the football World Cup in 2022?", "answers": ["Argentina"]}\n'
+        '{"question": "How do I bake sourdough bread?", "answers": []}\n'
+    )
+    out = tmp_path / "answers.json"
+    text = invoke("--data-dir", str(shared_state), "eval", "answers", str(qa), "-c", "handbook",
+                  "--route", "local", "-o", str(out)).output  # fmt: skip
+    cases = report(out)["cases"]
+    wrong = [c for c in cases if c["answerable"] and c["route"] != "abstain" and not c["scores"]["contains_any"]]
+    declined = [c for c in cases if c["answerable"] and c["route"] == "abstain"]
+    answered = [c for c in cases if not c["answerable"] and c["route"] != "abstain"]
+    assert "Who won the football World Cup in 2022?" in [c["question"] for c in declined]
+    assert "How often is the X200 serviced?" in [c["question"] for c in wrong + declined]
+
+    lists = html_lists(out.with_suffix(".html").read_text())
+    assert [(r["question"], r["expected"], r["answer"], r["cited"]) for r in lists["Wrong answers"]] == [
+        (c["question"], " | ".join(c["expected"]), c["answer"], ", ".join(c["cited"]) or "nothing") for c in wrong
+    ]
+    assert [(r["question"], r["expected"], r["reason"]) for r in lists["Wrongly declined"]] == [
+        (c["question"], " | ".join(c["expected"]), c["reason"]) for c in declined
+    ]
+    assert all(r["reason"] for r in lists["Wrongly declined"])
+    shown = lists["Answered though the documents do not say"]
+    assert [(r["question"], r["answer"]) for r in shown] == [(c["question"], c["answer"]) for c in answered]
+    assert len(lists["Every answer"]) == 3
+    assert f"{len(wrong)} wrong answers, {len(declined)} answerable questions declined" in text

@@ -101,3 +101,61 @@ def test_calibration_needs_unanswerable_questions(bot: Assistant, shared_state: 
         cli, ["--data-dir", str(shared_state), "eval", "retrieval", str(qa), "-c", "handbook", "--calibrate"]
     )
     assert result.exit_code == 2 and "no unanswerable question" in result.output
+
+
+def html_lists(page: str) -> dict[str, list[dict[str, str]]]:
+    """Each section's table (folded or not) as rows of {column: text}, by heading (its count removed)."""
+    from bs4 import BeautifulSoup
+
+    lists: dict[str, list[dict[str, str]]] = {}
+    for heading in BeautifulSoup(page, "lxml").find_all("h2"):
+        name = re.sub(r" \(\d+\)$", "", heading.get_text())
+        block = heading.find_next_sibling(["table", "details", "h2"])
+        table = block if block is None or block.name == "table" else block.find("table")
+        if table is None:  # a note says there are none
+            lists[name] = []
+            continue
+        columns = [th.get_text() for th in table.select("thead th")]
+        rows = [[td.get_text() for td in tr.find_all("td")] for tr in table.select("tbody tr")]
+        lists[name] = [dict(zip(columns, row, strict=True)) for row in rows]
+    return lists
+
+
+@pytest.mark.slow
+def test_the_html_report_lists_every_miss_and_every_wrong_decline(
+    bot: Assistant, shared_state: Path, tmp_path: Path
+) -> None:
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text(
+        '{"question": "How often is the X200 serviced?", "answers": ["500 hours"], "source": "x200_manual.md"}\n'
+        # Labelled with a file that does not hold the answer: a miss, with what came first instead.
+        '{"question": "How long is the X200 warranty?", "answers": ["24 months"], "source": "faq.txt"}\n'
+        # Labelled answerable though the handbook does not say: declined, so wrongly declined, and a miss.
+        '{"question": "Who won the football World Cup in 2022?", "answers": ["Argentina"], "source": "faq.txt"}\n'
+        '{"question": "How do I bake sourdough bread?", "answers": []}\n'
+    )
+    out = tmp_path / "retrieval.json"
+    text = run("--data-dir", str(shared_state), "eval", "retrieval", str(qa), "-c", "handbook", "-o", str(out))["text"]
+    data = json.loads(out.read_text())
+    misses = [c for c in data["cases"] if c["answerable"] and c["rank"] != 1]
+    declined = [c for c in data["cases"] if c["answerable"] and c["declined"]]
+    assert {c["question"] for c in misses} >= {
+        "How long is the X200 warranty?",
+        "Who won the football World Cup in 2022?",
+    }
+    assert [c["question"] for c in declined] == ["Who won the football World Cup in 2022?"]
+
+    lists = html_lists(out.with_suffix(".html").read_text())
+    shown = lists["Not ranked first"]
+    assert [r["question"] for r in shown] == [c["question"] for c in misses]
+    for row, case in zip(shown, misses, strict=True):
+        assert row["expected"] == case["expected"] and row["rank"] == str(case["rank"] or "not found")
+        first = case["sources"][0] if case["sources"] else "nothing"
+        assert first in row["found first"]  # what came back instead
+    assert "Not ranked first" in text  # as the terminal does (its table wraps long questions)
+    shown = lists["Wrongly declined"]
+    assert [(r["question"], r["expected"], r["reason"]) for r in shown] == [
+        (c["question"], c["expected"], c["reason"]) for c in declined
+    ]
+    assert all(r["reason"] for r in shown) and "Wrongly declined" in text
+    assert [r["question"] for r in lists["Every question"]] == [c["question"] for c in data["cases"]]

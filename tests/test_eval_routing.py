@@ -103,3 +103,42 @@ def test_retired_threshold_settings_say_what_replaced_them(tmp_path: Path, monke
     monkeypatch.setenv("ASSISTANT_CONFIG", str(old_file))
     with pytest.raises(ConfigurationError, match=r"'min_mean_logprob': is no longer a setting.*answer_confidence"):
         load_settings()
+
+
+def test_the_routing_html_lists_every_wrong_reply_and_every_wrong_decline(
+    bot: Assistant, shared_state: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.test_eval_retrieval import html_lists
+
+    monkeypatch.chdir(tmp_path)
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text(
+        '{"question": "How often is the X200 serviced?", "answers": ["500 operating hours", "500 hours"]}\n'
+        # An expected string no reply holds: a wrong reply, whatever the model says.
+        '{"question": "How long is the X200 warranty?", "answers": ["every 9000 years"]}\n'
+        '{"question": "How do I bake sourdough bread?", "answers": []}\n'
+    )
+    out = tmp_path / "routing.json"
+    result = CliRunner().invoke(
+        cli,
+        ["--data-dir", str(shared_state), "eval", "routing", str(qa), "-c", "handbook", "-o", str(out)],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    turns = report["turns"]
+    wrong = [t for t in turns if t["route"] != "abstain" and not t["correct"]]
+    assert "How long is the X200 warranty?" in [t["question"] for t in wrong]
+
+    lists = html_lists(out.with_suffix(".html").read_text())
+    expected = {True: lambda t: " | ".join(t["expected"]), False: lambda t: "(the documents do not say)"}
+    assert [(r["question"], r["expected"], r["reply"]) for r in lists["Wrong replies"]] == [
+        (t["question"], expected[t["answerable"]](t), t["answer"]) for t in wrong
+    ]
+    declined = [turns[i] for i in report["wrongly_declined"]]
+    assert all(t["answerable"] for t in declined)
+    assert [(r["question"], r["reply"]) for r in lists["Wrongly declined"]] == [
+        (t["question"], t["answer"]) for t in declined
+    ]
+    assert [r["question"] for r in lists["Every reply"]] == [t["question"] for t in turns]
+    assert f"{len(wrong)} wrong replies, {len(declined)} answerable questions declined" in result.output

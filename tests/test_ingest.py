@@ -167,7 +167,9 @@ def test_progress_events_and_report(fresh: Assistant, tmp_path: Path) -> None:
     events = []
     report = fresh.ingest(folder, "docs", on_progress=events.append)
     done = [e.files_done for e in events]
-    assert done == sorted(done) and done[-1] == 9 and {e.files_total for e in events} == {9}
+    assert done == sorted(done) and done[-1] == 9
+    assert events[0].phase == "scanning" and {e.files_total for e in events[1:]} == {9}  # known once scanned
+    assert {e.path for e in events if e.phase == "reading"} == {f.name for f in folder.iterdir()}
     assert events[-1].chunks_added == report.chunks_added > 0 and events[-1].chunks_per_second > 0
     assert report.to_dict()["files"]["failed"] == [{"path": "tickets.jsonl", "reason": report.files_failed[0].reason}]
 

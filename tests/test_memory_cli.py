@@ -73,10 +73,11 @@ def test_sessions_export_import_show(data_dir: Path, tmp_path: Path) -> None:
 
 def test_users_delete_and_db_commands(data_dir: Path) -> None:
     run(data_dir, "memory", "add", "The user runs the front desk.", "--user", "zoe")
-    assert run(data_dir, "users", "list").output.split() == ["zoe"]
+    listed = run(data_dir, "users", "list").stdout.splitlines()
+    assert [line.split()[0] for line in listed[1:]] == ["zoe"]
     gone = run(data_dir, "users", "delete", "zoe", "--yes")
     assert gone.output.strip() == "deleted user 'zoe': 1 sessions, 4 messages, 1 facts"
-    assert run(data_dir, "users", "list").output == ""
+    assert run(data_dir, "users", "list").stdout == ""
     missing = run(data_dir, "users", "delete", "zoe", "--yes")
     assert missing.exit_code == 2 and "user 'zoe' does not exist" in missing.output
 

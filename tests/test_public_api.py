@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 import subprocess
 import sys
 
 import assistant
+from assistant import Assistant, Reply, ReplyChunk
 
 
 def test_exported_members() -> None:
@@ -58,3 +60,17 @@ def test_import_loads_no_model_or_store() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_turn_api() -> None:
+    """ask, stream, prepare, aask and astream take the same arguments; the async ones are async."""
+    turn = ["question", "user_id", "session_id", "collection", "route", "instructions", "max_tokens"]
+    for name in ("ask", "stream", "prepare", "aask", "astream"):
+        assert list(inspect.signature(getattr(Assistant, name)).parameters)[1:] == turn, name
+    assert inspect.iscoroutinefunction(Assistant.aask)
+    assert inspect.isasyncgenfunction(Assistant.astream)
+    assert list(inspect.signature(Assistant.retriever).parameters)[1:] == ["collection", "k"]
+    for name in ("close", "__enter__", "__exit__", "__aenter__", "__aexit__"):
+        assert callable(getattr(Assistant, name)), name
+    assert ReplyChunk("").stage is None and ReplyChunk("", stage="searching").text == ""
+    assert Reply.__dataclass_fields__["finish_reason"].default == "stop"

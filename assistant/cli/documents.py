@@ -8,54 +8,25 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from assistant.cli.support import assistant_from, errors_to_exit, yes_option
+from assistant.cli.progress import follow, progress_bar
+from assistant.cli.support import assistant_from, errors_to_exit, json_option, print_rows, yes_option
+
+if TYPE_CHECKING:
+    from retrievers.catalog import CollectionInfo
 
 __all__ = ["collections", "ingest", "reindex"]
 
 
-def _progress_bar(label: str) -> Any:
-    """A rich progress bar on stderr when it is a terminal: files, chunks per second, time left."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    console = Console(stderr=True)
-    return Progress(
-        TextColumn(f"{label} {{task.description}}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("files"),
-        TextColumn("{task.fields[rate]}"),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,
-    )
-
-
-def _follow(progress: Any) -> Callable[[Any], None]:
-    task = progress.add_task("", total=None, rate="")
-
-    def show(event: Any) -> None:
-        progress.update(
-            task,
-            total=event.files_total,
-            completed=event.files_done,
-            description=Path(event.path).name[:28],
-            rate=f"{event.chunks_added} chunks · {event.chunks_per_second:.0f}/s",
-        )
-
-    return show
-
-
 @click.command()
 @click.argument("path", type=click.Path(path_type=Path))
-@click.option("--collection", "-c", help="Collection to fill (default: the default_collection setting).")
+@click.option(
+    "--collection", "-c", help="Collection to fill (default: the only collection, else the default_collection setting)."
+)
 @click.option("--strict", is_flag=True, help="Exit non-zero if any file could not be indexed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
@@ -69,8 +40,8 @@ def ingest(ctx: click.Context, path: Path, collection: str | None, strict: bool,
     when anything failed).
     """
     bot = assistant_from(ctx)
-    with _progress_bar("ingesting") as progress:
-        report = bot.ingest(path, collection, on_progress=_follow(progress))
+    with progress_bar("ingesting") as progress:
+        report = bot.ingest(path, collection, on_progress=follow(progress))
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:
@@ -104,8 +75,8 @@ def reindex(ctx: click.Context, collection: str, model: str | None, backend: str
     bot = assistant_from(ctx)
     default = bot.settings.embedder_spec
     spec = EmbedderSpec(model or default.model, backend or default.backend)
-    with _progress_bar("reindexing") as progress:
-        report = bot.reindex(collection, spec, on_progress=_follow(progress))
+    with progress_bar("reindexing") as progress:
+        report = bot.reindex(collection, spec, on_progress=follow(progress))
     click.echo(
         f"{report.collection}: {report.chunks} chunks re-embedded with {report.new_embedder} "
         f"(was {report.old_embedder}) in {report.seconds:.1f}s; now serving the new index"
@@ -117,17 +88,39 @@ def reindex(ctx: click.Context, collection: str, model: str | None, backend: str
 def collections(ctx: click.Context) -> None:
     """List, create, describe, check and delete collections (no subcommand: list)."""
     if ctx.invoked_subcommand is None:
-        ctx.invoke(collections_list)
+        ctx.invoke(collections_list, as_json=False)
 
 
 @collections.command("list")
+@json_option
 @click.pass_context
 @errors_to_exit
-def collections_list(ctx: click.Context) -> None:
+def collections_list(ctx: click.Context, as_json: bool) -> None:
+    """Every collection with its documents, chunks and embedder."""
     bot = assistant_from(ctx)
-    for name in bot.collections():
-        info = bot.describe_collection(name)
-        click.echo(f"{name}\t{info.documents} documents\t{info.chunks} chunks\t{info.embedder}")
+    rows = [_collection_row(bot.describe_collection(name)) for name in bot.collections()]
+    print_rows(
+        rows,
+        ["name", "documents", "chunks", "embedder", "local_only"],
+        as_json=as_json,
+        empty="no collections yet. Create one with: assistant ingest PATH --collection NAME",
+    )
+
+
+def _collection_row(info: CollectionInfo) -> dict[str, Any]:
+    return {
+        "name": info.name,
+        "documents": info.documents,
+        "chunks": info.chunks,
+        "size_bytes": info.bytes,
+        "embedder": info.embedder,
+        "dimension": info.dimension,
+        "normalized": info.normalized,
+        "created": info.created_at.isoformat(timespec="seconds"),
+        "updated": info.updated_at.isoformat(timespec="seconds"),
+        "reindexing": info.reindexing,
+        "local_only": info.local_only,
+    }
 
 
 @collections.command("create")
@@ -160,25 +153,13 @@ def collections_privacy(ctx: click.Context, name: str, local_only: bool) -> None
 
 
 @collections.command("describe")
-@click.argument("name")
+@click.argument("name", required=False)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @errors_to_exit
-def collections_describe(ctx: click.Context, name: str, as_json: bool) -> None:
-    info = assistant_from(ctx).describe_collection(name)
-    fields = {
-        "name": info.name,
-        "documents": info.documents,
-        "chunks": info.chunks,
-        "size_bytes": info.bytes,
-        "embedder": info.embedder,
-        "dimension": info.dimension,
-        "normalized": info.normalized,
-        "created": info.created_at.isoformat(timespec="seconds"),
-        "updated": info.updated_at.isoformat(timespec="seconds"),
-        "reindexing": info.reindexing,
-        "local_only": info.local_only,
-    }
+def collections_describe(ctx: click.Context, name: str | None, as_json: bool) -> None:
+    """A collection's size, embedder, dates and privacy (no NAME: the only collection, or default_collection)."""
+    fields = _collection_row(assistant_from(ctx).describe_collection(name))
     if as_json:
         click.echo(json.dumps(fields, indent=2))
     else:

@@ -41,7 +41,8 @@ def report_options(command: Callable[..., None]) -> Callable[..., None]:
         click.option(
             "--settings-file",
             type=click.Path(path_type=Path, dir_okay=False),
-            help="TOML file to write (default: ASSISTANT_CONFIG or ./assistant.toml).",
+            help="TOML file to write (default: ASSISTANT_CONFIG, else the project's "
+            "or the working directory's assistant.toml).",
         ),
         click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (every question included)."),
         click.option(
@@ -319,6 +320,11 @@ def print_retrieval_report(report: RetrievalReport) -> None:
         console.print("Wrongly declined:")
         for case in report.false_abstentions:
             console.print(f"  {case.question} — {case.reason}")
+    answered = [c for c in report.cases if not c.answerable and not c.declined]
+    if answered:
+        console.print("Not declined though the documents do not say:")
+        for case in answered:
+            console.print(f"  {case.question} — found first: {', '.join(case.sources[:2]) or 'nothing'}")
 
 
 def _num(value: float | None) -> str:
@@ -349,6 +355,10 @@ def print_routing_report(report: RoutingReport) -> None:
     for point in _spread(report.curve):
         curve.add_row(f"{point.threshold:.3f}", _pct(point.coverage), _pct(point.accuracy))
     console.print(curve)
+    console.print(
+        f"{len(report.wrong)} wrong replies, {len(report.wrongly_declined)} answerable questions declined "
+        "(each listed in the HTML report)"
+    )
     op = report.operating_point
     if op is not None:
         console.print(

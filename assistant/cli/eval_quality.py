@@ -170,6 +170,14 @@ def _show_answers(report: AnswersReport) -> None:
             shown = [curve[min(len(curve) - 1, round(i * (len(curve) - 1) / 4))] for i in range(5)]
             points = ", ".join(f"{p['coverage']:.0%} kept → {p['accuracy']:.0%} right" for p in shown)
             click.echo(f"risk-coverage ({route}, by confidence): {points}")
+    answered = [c for c in report.cases if c.route != "abstain"]
+    wrong = sum(c.answerable and not c.scores.get("contains_any") for c in answered)
+    declined = sum(c.answerable and c.route == "abstain" for c in report.cases)
+    unanswerable = sum(not c.answerable for c in answered)
+    click.echo(
+        f"{wrong} wrong answers, {declined} answerable questions declined, {unanswerable} unanswerable ones "
+        "answered (each listed in the HTML report)"
+    )
     if report.agreement:
         a = report.agreement
         click.echo(

@@ -8,14 +8,42 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from assistant.cli.support import errors_to_exit, memory_from, settings_from, yes_option
+from assistant.cli.support import errors_to_exit, json_option, memory_from, print_rows, settings_from, yes_option
+from assistant.errors import InvalidInputError, UnknownSessionError
+
+if TYPE_CHECKING:
+    from memory.store import SQLMemory
 
 __all__ = ["db", "escalations", "memory", "sessions", "users"]
 
 _user_option = click.option("--user", "user_id", default="default", show_default=True, help="Whose data.")
+_owner_option = click.option("--user", "user_id", help="Whose session (default: whichever user has one with this id).")
+
+
+def _owner(store: SQLMemory, session_id: str, user_id: str | None) -> str:
+    """The user whose session this is: the one given, else the only one holding a session with this id."""
+    if user_id is not None:
+        return user_id
+    owners = store.session_owners(session_id)
+    if len(owners) == 1:
+        return owners[0]
+    if owners:
+        raise InvalidInputError(
+            f"session {session_id!r}",
+            f"is a session of several users ({', '.join(owners)})",
+            f"Pick one with --user, e.g. --user {owners[0]}.",
+        )
+    raise UnknownSessionError(None, session_id, known_sessions=store.session_ids())
+
+
+def _existing_user(store: SQLMemory, user_id: str) -> None:
+    known = store.users()
+    if user_id not in known:
+        raise UnknownSessionError(user_id, known_users=known)
 
 
 @click.group()
@@ -25,25 +53,36 @@ def sessions() -> None:
 
 @sessions.command("list")
 @click.option("--user", "user_id", help="Only this user's sessions.")
+@json_option
 @click.pass_context
 @errors_to_exit
-def sessions_list(ctx: click.Context, user_id: str | None) -> None:
-    for info in memory_from(ctx).sessions(user_id):
-        click.echo(
-            f"{info.user_id}\t{info.session_id}\t{info.message_count} messages\t"
-            f"{info.updated_at:%Y-%m-%d %H:%M}\t{info.title[:60]}"
-        )
+def sessions_list(ctx: click.Context, user_id: str | None, as_json: bool) -> None:
+    """Conversations, most recently active first."""
+    rows = [
+        {
+            "user": info.user_id,
+            "session": info.session_id,
+            "messages": info.message_count,
+            "updated": info.updated_at,
+            "created": info.created_at,
+            "title": info.title if as_json else info.title[:60],
+        }
+        for info in memory_from(ctx).sessions(user_id)
+    ]
+    empty = f"no sessions of user {user_id!r} yet" if user_id else "no sessions yet"
+    print_rows(rows, ["user", "session", "messages", "updated", "title"], as_json=as_json, empty=empty)
 
 
 @sessions.command("show")
 @click.argument("session_id")
-@_user_option
+@_owner_option
 @click.option("--summaries", is_flag=True, help="Also show the rolling summaries written so far.")
 @click.pass_context
 @errors_to_exit
-def sessions_show(ctx: click.Context, session_id: str, user_id: str, summaries: bool) -> None:
+def sessions_show(ctx: click.Context, session_id: str, user_id: str | None, summaries: bool) -> None:
     """The whole history of a session, as stored (every message, not only what prompts see)."""
     store = memory_from(ctx)
+    user_id = _owner(store, session_id, user_id)
     for message in store.messages(user_id, session_id):
         route = f" [{message.route}]" if message.route else ""
         click.echo(f"{message.seq:>4} {message.role}{route}: {message.content}")
@@ -54,15 +93,17 @@ def sessions_show(ctx: click.Context, session_id: str, user_id: str, summaries: 
 
 @sessions.command("export")
 @click.argument("session_id")
-@_user_option
+@_owner_option
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Write to this file (default: stdout).")
 @click.pass_context
 @errors_to_exit
-def sessions_export(ctx: click.Context, session_id: str, user_id: str, output: Path | None) -> None:
+def sessions_export(ctx: click.Context, session_id: str, user_id: str | None, output: Path | None) -> None:
     """A session as JSON: every message with its route, sources and times, and its summaries."""
     from memory.transfer import export_session
 
-    text = json.dumps(export_session(memory_from(ctx), user_id, session_id), indent=2, ensure_ascii=False)
+    store = memory_from(ctx)
+    user_id = _owner(store, session_id, user_id)
+    text = json.dumps(export_session(store, user_id, session_id), indent=2, ensure_ascii=False)
     if output is None:
         click.echo(text)
     else:
@@ -93,11 +134,13 @@ def sessions_import(ctx: click.Context, file: Path, user_id: str | None, session
 
 @sessions.command("delete")
 @click.argument("session_id")
-@_user_option
+@_owner_option
 @click.pass_context
 @errors_to_exit
-def sessions_delete(ctx: click.Context, session_id: str, user_id: str) -> None:
-    memory_from(ctx).delete_session(user_id, session_id)
+def sessions_delete(ctx: click.Context, session_id: str, user_id: str | None) -> None:
+    store = memory_from(ctx)
+    user_id = _owner(store, session_id, user_id)
+    store.delete_session(user_id, session_id)
     click.echo(f"deleted session {session_id!r} of user {user_id!r}")
 
 
@@ -108,21 +151,21 @@ def memory() -> None:
 
 @memory.command("list")
 @_user_option
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @click.pass_context
 @errors_to_exit
 def memory_list(ctx: click.Context, user_id: str, as_json: bool) -> None:
-    facts = memory_from(ctx).facts.list(user_id)
+    """Facts and preferences remembered about a user, most recent first, with where each was said."""
+    store = memory_from(ctx)
+    _existing_user(store, user_id)
+    rows = [
+        {**fact.__dict__, "said": f"{fact.session_id}: {fact.quote}" if fact.quote else None}
+        for fact in store.facts.list(user_id)
+    ]
     if as_json:
-        click.echo(json.dumps([f.__dict__ for f in facts], indent=2, default=str, ensure_ascii=False))
-        return
-    if not facts:
-        click.echo(f"nothing remembered about {user_id!r}")
-    for fact in facts:
-        origin = f"  (from session {fact.session_id!r}: “{fact.quote[:80]}”)" if fact.quote else ""
-        click.echo(f"{fact.id:>5}  {fact.kind:<10}  {fact.content}")
-        if origin:
-            click.secho(f"       {origin.strip()}", dim=True)
+        for row in rows:
+            del row["said"]
+    print_rows(rows, ["id", "kind", "content", "said"], as_json=as_json, empty=f"nothing remembered about {user_id!r}")
 
 
 @memory.command("add")
@@ -171,11 +214,20 @@ def users() -> None:
 
 
 @users.command("list")
+@json_option
 @click.pass_context
 @errors_to_exit
-def users_list(ctx: click.Context) -> None:
-    for name in memory_from(ctx).users():
-        click.echo(name)
+def users_list(ctx: click.Context, as_json: bool) -> None:
+    """Every user with something stored, with their sessions and when they were last active."""
+    store = memory_from(ctx)
+    rows: dict[str, dict[str, Any]] = {
+        name: {"user": name, "sessions": 0, "last_active": None} for name in store.users()
+    }
+    for info in store.sessions():  # most recent first
+        row = rows[info.user_id]
+        row["sessions"] += 1
+        row["last_active"] = row["last_active"] or info.updated_at
+    print_rows(list(rows.values()), ["user", "sessions", "last_active"], as_json=as_json, empty="no users yet")
 
 
 @users.command("delete")
@@ -186,6 +238,7 @@ def users_list(ctx: click.Context) -> None:
 def users_delete(ctx: click.Context, user_id: str, yes: bool) -> None:
     """Delete a user's sessions, messages, summaries and facts."""
     store = memory_from(ctx)
+    _existing_user(store, user_id)
     if not yes:
         click.confirm(f"delete user {user_id!r} and all their sessions and facts?", abort=True)
     gone = store.delete_user(user_id)
@@ -225,7 +278,7 @@ def db_upgrade(ctx: click.Context) -> None:
 @click.option("--user", "user_id", help="Only this user's calls.")
 @click.option("--session", "session_id", help="Only this session's calls.")
 @click.option("--limit", default=20, show_default=True, help="Most recent calls shown.")
-@click.option("--json", "as_json", is_flag=True, help="Every field, including exactly what was sent.")
+@click.option("--json", "as_json", is_flag=True, help="A JSON array with every field, including exactly what was sent.")
 @click.pass_context
 @errors_to_exit
 def escalations(ctx: click.Context, user_id: str | None, session_id: str | None, limit: int, as_json: bool) -> None:
@@ -233,13 +286,23 @@ def escalations(ctx: click.Context, user_id: str | None, session_id: str | None,
     from dataclasses import asdict
 
     records = memory_from(ctx).escalations.list(user_id=user_id, session_id=session_id, limit=limit)
+    rows = [
+        {
+            **asdict(r),
+            "who": f"{r.user_id or '(deleted)'}/{r.session_id or '-'}",
+            "tokens": f"{r.prompt_tokens}+{r.completion_tokens}",
+        }
+        for r in records
+    ]
     if as_json:
-        click.echo(json.dumps([asdict(r) for r in records], indent=2, default=str, ensure_ascii=False))
-        return
-    for r in records:
-        who = f"{r.user_id or '(deleted)'}/{r.session_id or '-'}"
-        click.echo(
-            f"{r.created_at:%Y-%m-%d %H:%M:%S}  {who}  {r.status} after {r.attempts} attempt(s)  "
-            f"{r.prompt_tokens}+{r.completion_tokens} tokens  {r.model} at {r.endpoint}"
-        )
-        click.secho(f"    why: {r.reason}" + (f"\n    error: {r.error}" if r.error else ""), dim=True)
+        for row in rows:
+            del row["who"], row["tokens"]
+    scope = " of " + " ".join(
+        f"{what} {value!r}" for what, value in (("user", user_id), ("session", session_id)) if value
+    )
+    print_rows(
+        rows,
+        ["created_at", "who", "status", "attempts", "tokens", "model", "reason", "error"],
+        as_json=as_json,
+        empty=f"no escalations{scope if user_id or session_id else ''} yet: nothing was sent to a large model",
+    )

@@ -1,18 +1,24 @@
 """`assistant ask | chat`: one question, or a conversation in the terminal.
 
-Both run the same turn as `Assistant.ask`; the reply's sources, route and reason are
-printed under the answer. Errors become exit codes in cli.support.
+Both run the same turn as `Assistant.stream`; the reply's sources, route and reason are
+printed under the answer. Every `ask` is a new session unless `--session` or
+`--continue` says otherwise; `chat` resumes the user's latest session unless `--new` or
+`--session` says otherwise (the loop itself is cli.repl). Errors become exit codes in
+cli.support.
 """
 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+import sys
+from typing import TYPE_CHECKING
 
 import click
 
+from assistant.cli.repl import Chat
+from assistant.cli.session_ids import latest_session_id, new_session_id
 from assistant.cli.support import F, assistant_from, errors_to_exit
-from assistant.errors import UserError
+from assistant.cli.turn_display import StatusLine, print_reply, show_turn
 
 if TYPE_CHECKING:
     from chains.route import RequestedRoute
@@ -20,21 +26,9 @@ if TYPE_CHECKING:
 __all__ = ["ask", "chat", "turn_options"]
 
 
-def _print_reply(reply: Any, streamed: bool) -> None:
-    if not streamed:
-        click.echo(reply.answer)
-    click.echo()
-    for number, source in enumerate(reply.sources, start=1):
-        click.secho(f"  [{number}] {source.citation}  (score {source.score:.2f})", dim=True)
-    flag = " · low confidence" if reply.low_confidence else ""
-    who = f" by {reply.model}" if reply.model else ""
-    click.secho(f"  route: {reply.route}{who}{flag} — {reply.reason}", dim=True)
-
-
 _turn_options = [
     click.option("--collection", "-c", help="Collection to answer from."),
     click.option("--user", "user_id", default="default", show_default=True, help="Whose conversation this is."),
-    click.option("--session", "session_id", default="default", show_default=True, help="Conversation id."),
     click.option(
         "--route",
         type=click.Choice(["auto", "local", "large"]),
@@ -54,7 +48,14 @@ def turn_options(func: F) -> F:
 @click.command()
 @click.argument("question")
 @turn_options
-@click.option("--json", "as_json", is_flag=True, help="Print the whole reply as JSON.")
+@click.option("--session", "session_id", help="Ask within this session. Default: a new session for every ask.")
+@click.option(
+    "--continue",
+    "continue_latest",
+    is_flag=True,
+    help="Ask within your latest session, as a follow-up (no short form: -c is --collection).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the whole reply as JSON, with its session id.")
 @click.pass_context
 @errors_to_exit
 def ask(
@@ -62,40 +63,58 @@ def ask(
     question: str,
     collection: str | None,
     user_id: str,
-    session_id: str,
     route: RequestedRoute,
+    session_id: str | None,
+    continue_latest: bool,
     as_json: bool,
 ) -> None:
-    """Ask one question."""
+    """Ask one question, in a new session unless --session or --continue is given."""
+    if session_id is not None and continue_latest:
+        raise click.UsageError("--session and --continue both pick the session: give one of them.")
     bot = assistant_from(ctx)
-    reply = bot.ask(question, user_id=user_id, session_id=session_id, collection=collection, route=route)
+    if continue_latest:
+        session_id = latest_session_id(bot, user_id)
+        if session_id is None:
+            click.secho(f"User {user_id!r} has no session yet: starting a new one.", dim=True, err=True)
+    session_id = session_id or new_session_id()
+    # In a terminal the answer streams, with a status line on stderr until it starts;
+    # piped or as JSON, the output is the reply alone.
+    live = not as_json and sys.stdout.isatty()
+    status = StatusLine(sys.stderr if live and sys.stderr.isatty() else None)
+    status.show("searching")
+    turn = bot.stream(question, user_id=user_id, session_id=session_id, collection=collection, route=route)
+    reply = show_turn(turn, status, stream_text=live)
     if as_json:
-        click.echo(json.dumps(reply.to_dict(), indent=2, default=str))
-    else:
-        _print_reply(reply, streamed=False)
+        document = {**reply.to_dict(), "user_id": user_id, "session_id": session_id}
+        click.echo(json.dumps(document, indent=2, default=str))
+        return
+    if live:
+        click.echo()
+    print_reply(reply, streamed=live)
+    click.secho(f"  session {session_id} · follow up with --continue, or later with --session {session_id}", dim=True)
 
 
 @click.command()
 @turn_options
+@click.option("--session", "session_id", help="Chat in this session. Default: resume your latest one.")
+@click.option("--new", "start_new", is_flag=True, help="Start a new session instead of resuming your latest.")
 @click.pass_context
 @errors_to_exit
-def chat(ctx: click.Context, collection: str | None, user_id: str, session_id: str, route: RequestedRoute) -> None:
-    """Chat in the terminal; answers stream as they are generated. Ctrl-D quits."""
+def chat(
+    ctx: click.Context,
+    collection: str | None,
+    user_id: str,
+    route: RequestedRoute,
+    session_id: str | None,
+    start_new: bool,
+) -> None:
+    """Chat in the terminal; answers stream as they are generated.
+
+    Resumes your latest session, showing its last turns. /help lists the commands;
+    Ctrl-C cancels an answer; Ctrl-D (or Ctrl-C at an empty prompt) quits."""
+    if session_id is not None and start_new:
+        raise click.UsageError("--session and --new both pick the session: give one of them.")
     bot = assistant_from(ctx)
-    click.secho("Ask about your documents (Ctrl-D to quit).", dim=True)
-    while True:
-        try:
-            question = click.prompt("you", prompt_suffix="> ")
-        except (EOFError, click.Abort):
-            click.echo()
-            return
-        try:
-            click.echo("assistant> ", nl=False)
-            turn = bot.stream(question, user_id=user_id, session_id=session_id, collection=collection, route=route)
-            for chunk in turn:
-                click.echo(chunk.text, nl=False)
-                if chunk.reply is not None:
-                    click.echo()
-                    _print_reply(chunk.reply, streamed=True)
-        except UserError as exc:
-            click.secho(f"\nerror: {exc}", fg="red", err=True)
+    if session_id is None and not start_new:
+        session_id = latest_session_id(bot, user_id)
+    Chat(bot, user_id, session_id or new_session_id(), collection, route).run()

@@ -1,17 +1,17 @@
 """`assistant serve` and `assistant keys ...`: the HTTP API and who may call it.
 
-`serve` needs the server extra (`assistant[server]`) and says so when it is missing;
+`serve` needs the server extra (`assistant[server]`) and says so when it is missing; it
+logs where it listens and one access line per request on stderr (assistant.server.run).
 `keys` open only the memory database. Commands here act on the machine, not over
 HTTP: they are not bound by key roles."""
 
 from __future__ import annotations
 
 import json
-import logging
 
 import click
 
-from assistant.cli.support import assistant_from, errors_to_exit, memory_from, settings_from
+from assistant.cli.support import assistant_from, errors_to_exit, json_option, memory_from, print_rows, settings_from
 from assistant.extras import require_extra
 
 __all__ = ["keys", "serve"]
@@ -25,16 +25,12 @@ __all__ = ["keys", "serve"]
 def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     """Serve the OpenAI-compatible API, the native endpoints and the web chat page."""
     require_extra("server", "`assistant serve`")
-    import uvicorn
-
     from assistant.server import create_app
+    from assistant.server.run import serve as run
 
-    settings = settings_from(ctx)
-    bot = assistant_from(ctx)
-    app = create_app(bot, settings.server)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    server = settings.server
-    uvicorn.run(app, host=host or server.server_host, port=port or server.server_port, log_level="warning")
+    settings = settings_from(ctx).server
+    app = create_app(assistant_from(ctx), settings)
+    run(app, host or settings.server_host, settings.server_port if port is None else port)
 
 
 @click.group()
@@ -67,12 +63,26 @@ def keys_create(ctx: click.Context, user_id: str, name: str, role: str, as_json:
 
 @keys.command("list")
 @click.option("--user", "user_id", help="Only this user's keys.")
+@json_option
 @click.pass_context
 @errors_to_exit
-def keys_list(ctx: click.Context, user_id: str | None) -> None:
-    for key in memory_from(ctx).keys.list(user_id):
-        state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "live"
-        click.echo(f"{key.id}\t{key.user_id}\t{key.role}\t{key.prefix}…\t{key.name}\t{state}")
+def keys_list(ctx: click.Context, user_id: str | None, as_json: bool) -> None:
+    """The keys (never the secrets: only their first characters), live and revoked."""
+    rows = [
+        {
+            "id": key.id,
+            "user": key.user_id,
+            "role": key.role,
+            "prefix": key.prefix,
+            "name": key.name,
+            "state": "revoked" if key.revoked_at else "live",
+            "created": key.created_at,
+            "revoked": key.revoked_at,
+        }
+        for key in memory_from(ctx).keys.list(user_id)
+    ]
+    empty = f"no keys for user {user_id!r}" if user_id else "no keys yet; create one: assistant keys create --user NAME"
+    print_rows(rows, ["id", "user", "role", "prefix", "name", "state", "created"], as_json=as_json, empty=empty)
 
 
 @keys.command("revoke")

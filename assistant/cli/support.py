@@ -8,8 +8,10 @@ at import time, so `assistant --help` starts fast.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from functools import wraps
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -23,7 +25,16 @@ if TYPE_CHECKING:
     from assistant.settings import Settings
     from memory.store import SQLMemory
 
-__all__ = ["F", "assistant_from", "errors_to_exit", "memory_from", "settings_from", "yes_option"]
+__all__ = [
+    "F",
+    "assistant_from",
+    "errors_to_exit",
+    "json_option",
+    "memory_from",
+    "print_rows",
+    "settings_from",
+    "yes_option",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -41,6 +52,36 @@ def errors_to_exit(func: F) -> F:
 
 
 yes_option = click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print a JSON array with every field.")
+
+
+def print_rows(rows: list[dict[str, Any]], columns: list[str], *, as_json: bool, empty: str) -> None:
+    """A list command's output: aligned columns under an upper-case header (like `docker ps`),
+    or with `as_json` a JSON array of the whole rows. No rows: `empty` on stderr (and `[]`)."""
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, default=_json_value, ensure_ascii=False))
+        return
+    if not rows:
+        click.echo(empty, err=True)
+        return
+    table = [[column.upper() for column in columns]] + [[_cell(row.get(column)) for column in columns] for row in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
+    for line in table:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, datetime):
+        return f"{value:%Y-%m-%d %H:%M}"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return " ".join(str(value).split())
+
+
+def _json_value(value: Any) -> Any:
+    return value.isoformat(timespec="seconds") if isinstance(value, datetime) else str(value)
 
 
 def settings_from(ctx: click.Context) -> Settings:

@@ -72,6 +72,7 @@ class AnswerCase:
     seconds: float
     signals: dict[str, Any] = field(default_factory=dict)
     turn_id: int | None = None
+    expected: list[str] = field(default_factory=list)  # the QA file's answers: any one makes it right
 
 
 @dataclass
@@ -194,6 +195,7 @@ def _ask(bot: Assistant, item: QAItem, collection: str, route: str, run: str, n:
         seconds=round(seconds, 3),
         signals=dict(reply.signals),
         turn_id=turns[-1].turn_id if turns else None,
+        expected=list(item.answers),
     )
 
 

@@ -78,6 +78,7 @@ class LabeledTurn:
     group: str = ""  # corpus or collection: what cross-validation holds out together
     unbacked: list[str] = field(default_factory=list)  # numbers/identifiers of its own words not in the cited text
     sources: list[str] = field(default_factory=list)  # chunk ids cited
+    expected: list[str] = field(default_factory=list)  # the QA file's answers, when labelled from one
 
     @property
     def shown(self) -> bool:
@@ -104,6 +105,7 @@ def label_reply(item: QAItem, reply: Reply, seconds: float, group: str, cited: S
         group=group,
         unbacked=unbacked_claims(words, cited) if words and reply.route == "local" else [],
         sources=[s.chunk_id for s in reply.sources],
+        expected=list(item.answers),
     )
 
 

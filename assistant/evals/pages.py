@@ -1,4 +1,9 @@
-"""The HTML page of each eval report, built from its JSON form (so a saved report renders again)."""
+"""The HTML page of each eval report, built from its JSON form (so a saved report renders again).
+
+Besides the aggregates, every page that scores questions lists each one it got wrong, in
+full and unfolded: the misses (question, what was expected, what came back) and the
+answerable questions wrongly declined (with the reason given), then every question folded.
+"""
 
 from __future__ import annotations
 
@@ -73,6 +78,71 @@ def _histograms(series: dict[str, list[float]], title: str, xlabel: str) -> str:
     return figure(fig)
 
 
+def _listing(heading: str, note: str, columns: list[str], rows: list[list[Any]], none: str) -> Section:
+    """A section listing every case of one kind in full, or saying there are none."""
+    if not rows:
+        return Section(heading, notes=[none])
+    return Section(f"{heading} ({len(rows)})", notes=[note], tables=[Table(columns, rows)])
+
+
+def _expected(answers: list[str] | None) -> str:
+    return " | ".join(answers) if answers else "(the documents do not say)"
+
+
+def _found(sources: list[str], shown: int = 3) -> str:
+    return ", ".join(f"{n}. {s}" for n, s in enumerate(sources[:shown], start=1)) or "nothing"
+
+
+def _answer_lists(data: dict[str, Any]) -> list[Section]:
+    """The wrong answers, the answerable questions declined and the unanswerable ones answered, per route."""
+    cases = data["cases"]
+
+    def expected(c: dict[str, Any]) -> str:
+        return _expected(c.get("expected") or ([] if not c["answerable"] else c["references"]))
+
+    wrong = [c for c in cases if c["answerable"] and c["route"] != "abstain" and not c["scores"].get("contains_any")]
+    declined = [c for c in cases if c["answerable"] and c["route"] == "abstain"]
+    answered = [c for c in cases if not c["answerable"] and c["route"] != "abstain"]
+    return [
+        _listing(
+            "Wrong answers",
+            "Answerable questions whose answer holds none of the expected strings"
+            + (" in the model's own words." if data["own_words"] else "."),
+            ["route asked", "question", "expected", "expected source", "answer", "route", "cited"],
+            [
+                [
+                    c["route_requested"],
+                    c["question"],
+                    expected(c),
+                    c["expected_source"],
+                    c["answer"],
+                    c["route"],
+                    ", ".join(c["cited"]) or "nothing",
+                ]
+                for c in wrong
+            ],
+            "No wrong answers: every answerable question that was answered holds an expected string.",
+        ),
+        _listing(
+            "Wrongly declined",
+            "Answerable questions the assistant declined, with the reason it gave.",
+            ["route asked", "question", "expected", "expected source", "reason"],
+            [[c["route_requested"], c["question"], expected(c), c["expected_source"], c["reason"]] for c in declined],
+            "No answerable question was declined.",
+        ),
+        _listing(
+            "Answered though the documents do not say",
+            "Questions marked unanswerable (no expected answer) that got an answer.",
+            ["route asked", "question", "answer", "route", "cited"],
+            [
+                [c["route_requested"], c["question"], c["answer"], c["route"], ", ".join(c["cited"]) or "nothing"]
+                for c in answered
+            ],
+            "Every unanswerable question was declined.",
+        ),
+    ]
+
+
 def _answers(data: dict[str, Any]) -> list[Section]:
     routes = data["routes"]
     metrics = [m for m in next(iter(data["by_route"].values())) if m != "n"]
@@ -133,6 +203,7 @@ def _answers(data: dict[str, Any]) -> list[Section]:
                 tables=[Table(["metric", "Spearman ρ"], [[k, v] for k, v in agree["spearman"].items()])],
             )
         )
+    sections.extend(_answer_lists(data))
     sections.append(
         Section(
             "Every answer",
@@ -262,23 +333,108 @@ def _bias(data: dict[str, Any]) -> list[Section]:
 
 def _retrieval(data: dict[str, Any]) -> list[Section]:
     kinds = list(data["by_kind"])
+    thresholds = ", ".join(f"{k} {v:g}" for k, v in data["thresholds"].items())
+    latency = data["latency_ms"]
     section = Section(
         "Retrieval",
+        notes=[
+            f"{data['answerable']} answerable of {data['questions']} questions. "
+            f"Thresholds{' (calibrated)' if data.get('calibrated') else ''}: {thresholds}. "
+            f"Search latency: p50 {latency['p50']:.1f} ms, p95 {latency['p95']:.1f} ms."
+        ],
         tables=[
             Table(["metric", "value"], [[k, v] for k, v in data["metrics"].items()]),
+            Table(
+                ["kind", "n", "hit@1", "hit@5", "MRR", "nDCG@10"],
+                [
+                    [
+                        k,
+                        sum(c["kind"] == k and c["answerable"] for c in data["cases"]),
+                        *(data["by_kind"][k].get(m) for m in ("hit@1", "hit@5", "mrr", "ndcg@10")),
+                    ]
+                    for k in kinds
+                ],
+            ),
             Table(["abstention", "value"], [[k, v] for k, v in data["abstention"].items()]),
         ],
     )
     section.figures.append(
         _bars(kinds, {"hit@1": [data["by_kind"][k].get("hit@1") for k in kinds]}, "hit@1 per kind", "share")
     )
-    return [section]
+    cases = data["cases"]
+    misses = [c for c in cases if c["answerable"] and c["rank"] != 1]
+    declined = [c for c in cases if c["answerable"] and c["declined"]]
+    answered = [c for c in cases if not c["answerable"] and not c["declined"]]
+    return [
+        section,
+        _listing(
+            "Not ranked first",
+            "Answerable questions whose expected source was not the first found: its rank among the "
+            "distinct sources found, and what came first.",
+            ["question", "kind", "expected", "rank", "found first", "declined"],
+            [
+                [c["question"], c["kind"], c["expected"], c["rank"] or "not found", _found(c["sources"]), c["declined"]]
+                for c in misses
+            ],
+            "No misses: every answerable question found its expected source first.",
+        ),
+        _listing(
+            "Wrongly declined",
+            "Answerable questions the assistant would decline, with the reason it gives.",
+            ["question", "kind", "expected", "rank", "found first", "reason"],
+            [
+                [c["question"], c["kind"], c["expected"], c["rank"] or "not found", _found(c["sources"]), c["reason"]]
+                for c in declined
+            ],
+            "No answerable question was declined.",
+        ),
+        _listing(
+            "Not declined though the documents do not say",
+            "Questions marked unanswerable that search would answer from these sources.",
+            ["question", "kind", "found first", "confidence before the draft"],
+            [
+                [c["question"], c["kind"], _found(c["sources"]), c["signals"].get("confidence_before_draft")]
+                for c in answered
+            ],
+            "Every unanswerable question was declined.",
+        ),
+        Section(
+            "Every question",
+            details=Table(
+                ["question", "kind", "expected", "rank", "found first", "declined", "reason", "ms"],
+                [
+                    [
+                        c["question"],
+                        c["kind"],
+                        c["expected"] or "(unanswerable)",
+                        c["rank"],
+                        _found(c["sources"]),
+                        c["declined"],
+                        c["reason"],
+                        c["latency_ms"],
+                    ]
+                    for c in cases
+                ],
+            ),
+        ),
+    ]
+
+
+_LABELLED_BY = {"ratings": "(what people rated correct)", "large": "(agreement with the large model's answer)"}
+
+
+def _turn_expected(turn: dict[str, Any]) -> str:
+    if not turn["answerable"] or turn.get("expected"):
+        return _expected(turn.get("expected"))
+    return _LABELLED_BY.get(turn["group"], "(an expected string)")
 
 
 def _routing(data: dict[str, Any]) -> list[Section]:
     turns = data.get("turns", [])
+    confidences = data.get("confidences") or [None] * len(turns)
     section = Section(
         "Confidence and signals",
+        notes=[f"{data['labelled']} labelled replies, {data['accuracy']:.1%} right."],
         tables=[
             Table(["signal", "AUROC"], [[k, v] for k, v in data["auroc"].items()]),
             Table(
@@ -287,6 +443,9 @@ def _routing(data: dict[str, Any]) -> list[Section]:
             ),
         ],
     )
+    point = data.get("operating_point")
+    if point:
+        section.tables.append(Table(["operating point", "value"], [[k, v] for k, v in point.items()]))
     diagram = reliability(
         [float(t["signals"].get("confidence") or 0.0) for t in turns],
         [bool(t["correct"]) for t in turns],
@@ -294,7 +453,57 @@ def _routing(data: dict[str, Any]) -> list[Section]:
     )
     if diagram:
         section.figures.append(diagram)
-    return [section]
+    wrong = [i for i, t in enumerate(turns) if t["route"] != "abstain" and not t["correct"]]
+    declined = data.get("wrongly_declined", [])
+    at = f" (below decline_confidence {point['decline_confidence']})" if point else ""
+    return [
+        section,
+        _listing(
+            "Wrong replies",
+            "Replies shown that are not right: an answerable question without an expected string in "
+            "the reply, or any reply to a question the documents do not answer.",
+            ["question", "labelled by", "expected", "reply", "route", "confidence"],
+            [
+                [
+                    turns[i]["question"],
+                    turns[i]["group"],
+                    _turn_expected(turns[i]),
+                    turns[i]["answer"],
+                    turns[i]["route"],
+                    confidences[i],
+                ]
+                for i in wrong
+            ],
+            "No wrong replies.",
+        ),
+        _listing(
+            "Wrongly declined",
+            f"Answerable questions declined, or that the operating point would decline{at}.",
+            ["question", "labelled by", "expected", "reply", "right", "confidence"],
+            [
+                [
+                    turns[i]["question"],
+                    turns[i]["group"],
+                    _turn_expected(turns[i]),
+                    turns[i]["answer"],
+                    turns[i]["correct"],
+                    confidences[i],
+                ]
+                for i in declined
+            ],
+            "No answerable question was declined.",
+        ),
+        Section(
+            "Every reply",
+            details=Table(
+                ["question", "labelled by", "answerable", "reply", "route", "right", "confidence"],
+                [
+                    [t["question"], t["group"], t["answerable"], t["answer"], t["route"], t["correct"], confidences[n]]
+                    for n, t in enumerate(turns)
+                ],
+            ),
+        ),
+    ]
 
 
 _PAGES: dict[str, Callable[[dict[str, Any]], list[Section]]] = {

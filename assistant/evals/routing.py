@@ -68,6 +68,14 @@ class RoutingReport:
     operating_point: OperatingPoint | None
     fitted: bool
     turns: list[LabeledTurn] = field(default_factory=list)
+    confidences: list[float] = field(default_factory=list)  # each turn's confidence after the draft
+    # Answerable turns declined: shown as declined, or below the operating point's decline_confidence.
+    wrongly_declined: list[int] = field(default_factory=list)  # indexes into turns
+
+    @property
+    def wrong(self) -> list[int]:
+        """Turns whose reply was shown and is not right (any reply to an unanswerable question)."""
+        return [i for i, t in enumerate(self.turns) if t.shown and not t.correct]
 
     def to_dict(self) -> dict[str, Any]:
         headline = {f"auroc.{k}": {"value": v, "better": "higher"} for k, v in self.auroc.items() if v is not None}
@@ -177,6 +185,17 @@ def summarize(
         if all(v is not None for v in values):
             aurocs[name] = auroc(labels, [float(v) for v in values])  # type: ignore[arg-type]
     both = len(set(labels)) == 2
+    point = (
+        operating_point(model, turns, target_accuracy=target_accuracy, max_false_decline=max_false_decline)
+        if both
+        else None
+    )
+    lowest = [min(model.before(t.signals), model.after(t.signals)) for t in turns]
+    declined = [
+        i
+        for i, t in enumerate(turns)
+        if t.answerable and (not t.shown or (point is not None and lowest[i] < point.decline_confidence))
+    ]
     return RoutingReport(
         collection=collection,
         labelled=len(turns),
@@ -184,11 +203,9 @@ def summarize(
         accuracy=round(sum(labels) / len(labels), 4),
         auroc=aurocs,
         curve=risk_coverage(labels, scores),
-        operating_point=operating_point(
-            model, turns, target_accuracy=target_accuracy, max_false_decline=max_false_decline
-        )
-        if both
-        else None,
+        operating_point=point,
         fitted=fitted,
         turns=turns,
+        confidences=[round(s, 4) for s in scores],
+        wrongly_declined=declined,
     )

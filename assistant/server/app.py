@@ -2,8 +2,10 @@
 
     app = create_app(Assistant.from_settings())     # then: uvicorn, or `assistant serve`
 
-Every request but /health and /ready needs `Authorization: Bearer <key>` and acts as
-the key's user; who sees and may change which collection is `server.access`.
+Every request but /health, /ready and the web page at / needs `Authorization: Bearer <key>`
+(the API docs at /docs and /openapi.json too) and acts as the key's user; who sees and
+may change which collection is `server.access`. Each request gets an id and one access
+line (`server.access_log`).
 
 Bodies are read by `server.body.read_json_body`: too large (413), nested too deep, not JSON, or holding
 a NUL character or a lone surrogate anywhere (400) are refused before anything else
@@ -25,8 +27,6 @@ complete answer, and the model's lock is never left held by an abandoned stream.
 
 import json
 import logging
-import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from importlib import resources
@@ -34,14 +34,17 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ValidationError
+from sse_starlette import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from assistant.core import Assistant
-from assistant.errors import AssistantError
+from assistant.errors import AssistantError, InvalidInputError
 from assistant.server.access import authenticate, collections_of, may_write, visible, writable
+from assistant.server.access_log import AccessLog
 from assistant.server.body import read_json_body
 from assistant.server.completions import ChatRequest, completion, new_completion_id, session_of
 from assistant.server.errors import ApiError, from_assistant_error
@@ -73,15 +76,14 @@ def create_app(bot: Assistant, server: ServerSettings | None = None) -> FastAPI:
     max_upload_bytes = int(bot.settings.max_file_mb * 1024 * 1024)
     admission = Admission(opts.server_max_pending)
     jobs = IngestJobs(bot.memory.engine)
-    app = FastAPI(title="assistant", version="1", docs_url="/docs", redoc_url=None)
+    # The docs routes are ours (below), behind the key like every route of the API.
+    app = FastAPI(title="assistant", version="1", docs_url=None, redoc_url=None, openapi_url=None)
 
     # Plumbing ------------------------------------------------------------------------
 
     @app.middleware("http")
-    async def request_id_and_limits(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
-        request.state.request_id = request_id
-        started = time.perf_counter()
+    async def limits(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        request_id = request.state.request_id  # AccessLog's, which also puts it in the X-Request-Id header
         length = request.headers.get("content-length")
         limit = max_upload_bytes if request.url.path.endswith("/files") else opts.server_max_body_bytes
         if length is not None and length.isdigit() and int(length) > limit:
@@ -104,16 +106,9 @@ def create_app(bot: Assistant, server: ServerSettings | None = None) -> FastAPI:
                 response = ApiError(
                     500, f"Internal error; report request id {request_id}.", kind="server_error", code="internal_error"
                 ).response(request_id)
-            response.headers["X-Request-Id"] = request_id
-        log.info(
-            "%s %s %s %d %.0fms",
-            request_id,
-            request.method,
-            request.url.path,
-            response.status_code,
-            (time.perf_counter() - started) * 1000,
-        )
         return response
+
+    app.add_middleware(AccessLog)  # added last: outermost, so it times and ids every response
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -135,7 +130,9 @@ def create_app(bot: Assistant, server: ServerSettings | None = None) -> FastAPI:
         return error.response(request.state.request_id)
 
     def caller(request: Request) -> KeyInfo:
-        return authenticate(bot, request.headers.get("authorization", ""), opts.server_requests_per_minute)
+        key = authenticate(bot, request.headers.get("authorization", ""), opts.server_requests_per_minute)
+        request.state.user_id = key.user_id  # for the access line
+        return key
 
     Caller = Annotated[KeyInfo, Depends(caller)]
 
@@ -176,25 +173,44 @@ def create_app(bot: Assistant, server: ServerSettings | None = None) -> FastAPI:
                 code="context_length_exceeded",
                 param="messages",
             )
+        instructions = chat.instructions()
+        if instructions is not None and len(instructions) > opts.server_max_message_chars:
+            raise ApiError(
+                400,
+                f"The system messages have {len(instructions)} characters; the limit is "
+                f"{opts.server_max_message_chars}. Shorten them.",
+                code="context_length_exceeded",
+                param=chat.instructions_param(),
+            )
+        max_tokens, cap_field = chat.answer_cap()
         session_id = session_of(chat, request.headers.get("x-session-id"), key.id)
         admission.enter()
         turn = Turn(
             lambda: bot.stream(
-                question, user_id=key.user_id, session_id=session_id, collection=collection, route=chat.route
+                question,
+                user_id=key.user_id,
+                session_id=session_id,
+                collection=collection,
+                route=chat.route,
+                instructions=instructions,
+                max_tokens=max_tokens,
             ),
             admission,
         )
         completion_id = new_completion_id()
-        if not chat.stream:
-            reply = await turn.reply()
-            return JSONResponse(completion(completion_id, chat.model, reply, session_id))
-        # A mistake the pipeline finds before answering (route="large" with no large model)
-        # is still an HTTP error, not an error event inside a 200 stream.
-        await turn.started()
-        return StreamingResponse(
+        try:
+            if not chat.stream:
+                reply = await turn.reply()
+                return JSONResponse(completion(completion_id, chat.model, reply, session_id))
+            # A mistake the pipeline finds before answering (route="large" with no large model, system
+            # messages over the prompt budget) is still an HTTP error, not an error event in a 200 stream.
+            await turn.started()
+        except InvalidInputError as exc:
+            raise _refused_turn(exc, chat, cap_field) from None
+        return EventSourceResponse(
             sse(turn, completion_id, chat.model, session_id, request.state.request_id),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            headers={"Cache-Control": "no-cache"},
+            sep="\n",  # byte for byte as OpenAI frames its events
         )
 
     # Native --------------------------------------------------------------------------
@@ -302,6 +318,14 @@ def create_app(bot: Assistant, server: ServerSettings | None = None) -> FastAPI:
     def page() -> str:
         return resources.files("assistant.server").joinpath("chat.html").read_text(encoding="utf-8")
 
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi(key: Caller) -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False)
+    def docs(key: Caller) -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="assistant API")
+
     return app
 
 
@@ -309,6 +333,20 @@ def _invalid(errors: Any) -> ApiError:
     first = errors[0] if errors else {}
     where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
     return ApiError(400, f"{where or 'body'}: {first.get('msg', 'invalid')}", code="invalid_value", param=where or None)
+
+
+def _refused_turn(exc: InvalidInputError, chat: ChatRequest, cap_field: str) -> ApiError | InvalidInputError:
+    """A value the turn refused, named as the request spelled it; other refusals as they are."""
+    if exc.what == "instructions":
+        return ApiError(
+            400,
+            f"The system messages do not fit the prompt: {exc.problem}. {exc.fix or 'Shorten them.'}",
+            code="context_length_exceeded",
+            param=chat.instructions_param(),
+        )
+    if exc.what == "max_tokens":
+        return ApiError(400, f"{cap_field}: {exc.problem}.", code="invalid_value", param=cap_field)
+    return exc
 
 
 def _jsonable(value: Any) -> Any:

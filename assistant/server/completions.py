@@ -1,11 +1,14 @@
 """OpenAI's chat-completions format: the request we accept and the objects we return.
 
-Only what a chat client sends is read: `model` (a collection), `messages`, `stream`,
-`stream_options`, `user`, and our extension `route` ("auto", "local" or "large");
-sampling fields (`temperature`, `max_tokens`, ...) are accepted and ignored, since the
-router and the prompt decide them. What OpenAI's format has no field for (the sources,
-the route taken and why, the session) travels in the `assistant` extension field of
-the completion and of the last streamed chunk.
+Read: `model` (a collection), `messages` (the last user message is the new turn; the
+`system` and `developer` messages, joined in order, are the caller's instructions, added
+to the prompt within its budget), `max_completion_tokens` or `max_tokens` (a cap on the
+answer's tokens: `finish_reason` is "length" when the answer stopped at it), `stream`,
+`stream_options`, `user`, and our extension `route` ("auto", "local" or "large").
+Sampling fields (`temperature`, `top_p`, ...) are accepted and ignored: the router and
+the prompt decide them. What OpenAI's format has no field for (the sources, the route
+taken and why, the session, the stage a streamed turn is at) travels in the `assistant`
+extension field of the completion and of the streamed chunks.
 """
 
 from __future__ import annotations
@@ -13,9 +16,9 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from chains.reply import Reply
 
@@ -49,14 +52,21 @@ class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
+TokenCap = Annotated[StrictInt, Field(ge=1)]  # OpenAI refuses "5" and 5.5 too
+
+INSTRUCTION_ROLES = ("system", "developer")
+
+
 class ChatRequest(BaseModel):
-    model_config = ConfigDict(extra="allow")  # temperature, max_tokens, ...: accepted, not used
+    model_config = ConfigDict(extra="allow")  # temperature, top_p, ...: accepted, not used
 
     model: str
     messages: list[ChatMessage] = Field(min_length=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
     user: str | None = None
+    max_tokens: TokenCap | None = None  # OpenAI's older name of max_completion_tokens
+    max_completion_tokens: TokenCap | None = None
     route: Literal["auto", "local", "large"] = "auto"  # extension: as `assistant ask --route`
 
     def question(self) -> str:
@@ -65,6 +75,26 @@ class ChatRequest(BaseModel):
             if message.role == "user":
                 return message.text()
         return ""
+
+    def instructions(self) -> str | None:
+        """The system and developer messages' text, joined in order; None without any."""
+        texts = [m.text().strip() for m in self.messages if m.role in INSTRUCTION_ROLES]
+        return "\n\n".join(t for t in texts if t) or None
+
+    def instructions_param(self) -> str:
+        """Where a refused instruction text is, for the error's `param`: the longest system message."""
+        index = max(
+            (i for i, m in enumerate(self.messages) if m.role in INSTRUCTION_ROLES),
+            key=lambda i: len(self.messages[i].text()),
+            default=0,
+        )
+        return f"messages.{index}.content"
+
+    def answer_cap(self) -> tuple[int | None, str]:
+        """The cap on the answer's tokens and the field it came from; the newer name wins."""
+        if self.max_completion_tokens is not None:
+            return self.max_completion_tokens, "max_completion_tokens"
+        return self.max_tokens, "max_tokens"
 
 
 def session_of(request: ChatRequest, header: str | None, key_id: int) -> str:
@@ -111,7 +141,7 @@ def completion(completion_id: str, model: str, reply: Reply, session_id: str) ->
             {
                 "index": 0,
                 "message": {"role": "assistant", "content": reply.answer},
-                "finish_reason": "stop",
+                "finish_reason": reply.finish_reason,
                 "logprobs": None,
             }
         ],
@@ -128,8 +158,11 @@ def completion_chunk(
     role: bool = False,
     reply: Reply | None = None,
     session_id: str = "",
+    stage: str | None = None,
 ) -> dict[str, Any]:
-    """One streamed chunk: a piece of text, or (with `reply`) the last one, with usage and the extension."""
+    """One streamed chunk: a piece of text; (with `stage`) an empty one telling what the turn is
+    doing ("searching", "thinking", "escalating"); or (with `reply`) the last one, with usage
+    and the extension."""
     delta: dict[str, Any] = {}
     if role:
         delta["role"] = "assistant"
@@ -140,8 +173,12 @@ def completion_chunk(
         "object": "chat.completion.chunk",
         "created": int(time.time()),
         "model": model,
-        "choices": [{"index": 0, "delta": delta, "finish_reason": "stop" if reply else None, "logprobs": None}],
+        "choices": [
+            {"index": 0, "delta": delta, "finish_reason": reply.finish_reason if reply else None, "logprobs": None}
+        ],
     }
+    if stage is not None:
+        chunk["assistant"] = {"stage": stage}
     if reply is not None:
         chunk["usage"] = usage(reply)
         chunk["assistant"] = extension(reply, session_id)

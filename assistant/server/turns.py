@@ -1,5 +1,7 @@
 """Turns of the HTTP API: admitted up to a limit, run to their end in a worker thread,
-their chunks handed to the event loop and written as server-sent events.
+their chunks handed to the event loop and turned into server-sent events (framed by
+sse-starlette's EventSourceResponse: `data: {...}` events, then `data: [DONE]`, as
+OpenAI streams them).
 
 A turn keeps running if its client goes away, so the session always holds the whole
 answer and the model's lock is never left held by an abandoned stream.
@@ -101,9 +103,14 @@ class Turn:
         raise ApiError(500, "The turn ended without an answer.", kind="server_error")
 
 
-async def sse(turn: Turn, completion_id: str, model: str, session_id: str, request_id: str) -> AsyncIterator[str]:
-    def event(payload: dict[str, Any]) -> str:
-        return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
+async def sse(
+    turn: Turn, completion_id: str, model: str, session_id: str, request_id: str
+) -> AsyncIterator[dict[str, str]]:
+    """The turn as OpenAI's chunk events, for EventSourceResponse. A stage of the turn is an
+    empty chunk whose `assistant.stage` names it; a failure after the first chunk, an error event."""
+
+    def event(payload: dict[str, Any]) -> dict[str, str]:
+        return {"data": json.dumps(payload, ensure_ascii=False)}
 
     yield event(completion_chunk(completion_id, model, role=True, content=""))
     try:
@@ -112,6 +119,8 @@ async def sse(turn: Turn, completion_id: str, model: str, session_id: str, reque
                 yield event(
                     completion_chunk(completion_id, model, content="", reply=chunk.reply, session_id=session_id)
                 )
+            elif chunk.stage is not None:
+                yield event(completion_chunk(completion_id, model, stage=chunk.stage))
             elif chunk.text:
                 yield event(completion_chunk(completion_id, model, content=chunk.text))
     except AssistantError as exc:
@@ -119,4 +128,4 @@ async def sse(turn: Turn, completion_id: str, model: str, session_id: str, reque
     except Exception:
         log.exception("%s: the turn failed", request_id)
         yield event(ApiError(500, "The turn failed; see the server log.", kind="server_error").body(request_id))
-    yield "data: [DONE]\n\n"
+    yield {"data": "[DONE]"}
