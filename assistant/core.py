@@ -29,7 +29,7 @@ from chains.route import RequestedRoute
 from memory.audit import EscalationRecord
 from memory.facts import Fact
 from memory.ratings import ReviewTurn, StoredRating
-from memory.records import SessionInfo, StoredMessage, StoredSummary, UserDeletion, check_text
+from memory.records import SessionInfo, StoredMessage, StoredSummary, UserDeletion, check_text, new_session_id
 from memory.store import SQLMemory
 from memory.transfer import export_session, import_session
 from retrievers.catalog import CollectionInfo
@@ -219,13 +219,16 @@ class Assistant:
         question: str,
         *,
         user_id: str = "default",
-        session_id: str = "default",
+        session_id: str | None = None,
         collection: str | None = None,
         route: RequestedRoute = "auto",
         instructions: str | None = None,
         max_tokens: int | None = None,
     ) -> Reply:
         """Answer one question in a session; the turn is stored in memory.
+
+        Without a `session_id` the question starts a new session, as a plain LLM call is
+        independent of the last one; pass `reply.session_id` back to ask a follow-up.
 
         `route`: "auto" lets the router decide from the evidence; "local" never calls the
         large model; "large" always does (unless the collection is local-only). A question,
@@ -250,7 +253,7 @@ class Assistant:
         question: str,
         *,
         user_id: str = "default",
-        session_id: str = "default",
+        session_id: str | None = None,
         collection: str | None = None,
         route: RequestedRoute = "auto",
         instructions: str | None = None,
@@ -259,6 +262,7 @@ class Assistant:
         """The turn as it happens: stage chunks ("searching", "thinking", "escalating": no text),
         the answer's text as it is produced, and last the whole Reply. What the caller got
         wrong (see `ask`) is raised by this call, before any chunk."""
+        session_id = new_session_id() if session_id is None else session_id
         _check_texts(question, user_id, session_id, instructions)
         return self.pipeline.turn(
             question,
@@ -275,7 +279,7 @@ class Assistant:
         question: str,
         *,
         user_id: str = "default",
-        session_id: str = "default",
+        session_id: str | None = None,
         collection: str | None = None,
         route: RequestedRoute = "auto",
         instructions: str | None = None,
@@ -304,7 +308,7 @@ class Assistant:
         question: str,
         *,
         user_id: str = "default",
-        session_id: str = "default",
+        session_id: str | None = None,
         collection: str | None = None,
         route: RequestedRoute = "auto",
         instructions: str | None = None,
@@ -352,7 +356,7 @@ class Assistant:
         question: str,
         *,
         user_id: str = "default",
-        session_id: str = "default",
+        session_id: str | None = None,
         collection: str | None = None,
         route: RequestedRoute = "auto",
         instructions: str | None = None,
@@ -362,6 +366,7 @@ class Assistant:
         the evidence, build the prompt), with nothing generated or stored: what the turn would
         retrieve (`query`, `passages`), the signals the router reads, and `outside`: why the
         documents do not answer it, when the router would decline before drafting."""
+        session_id = new_session_id() if session_id is None else session_id
         _check_texts(question, user_id, session_id, instructions)
         return self.pipeline.prepare(
             question,

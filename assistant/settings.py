@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    DotEnvSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -452,7 +453,20 @@ class Settings(
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         toml = TomlConfigSettingsSource(settings_cls, toml_file=config_path())
-        return (init_settings, env_settings, dotenv_settings, toml)
+        return (init_settings, env_settings, _OursFromDotEnv(settings_cls), toml)
+
+
+class _OursFromDotEnv(DotEnvSettingsSource):
+    """A `.env` file is shared with other tools (DEBUG=1, SECRET_KEY=...): only its ASSISTANT_*
+    names are ours. An unknown ASSISTANT_* name there is still refused, as a likely typo."""
+
+    def __call__(self) -> dict[str, Any]:
+        prefix = ENV_PREFIX.lower()
+        return {
+            name: value
+            for name, value in super().__call__().items()
+            if name in self.settings_cls.model_fields or name.lower().startswith(prefix)
+        }
 
 
 def config_path() -> Path:

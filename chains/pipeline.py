@@ -12,6 +12,7 @@ model's answer streams once the router has chosen it.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field, replace
@@ -179,18 +180,46 @@ class AnswerPipeline:
         shown: list[str] = []
         audit_ids: list[int] = []
         user_id, session_id = request.user_id, request.session_id
+        cut = False  # the shown text reached the caller's max_tokens
         yield ReplyChunk("", stage="searching")
         prepared = self._prepare(request)
         for chunk in self._turn(prepared, user_id, session_id, audit_ids):
             if chunk.reply is None:
+                if chunk.text and request.max_tokens is not None:
+                    # The cap is on what the caller receives, as OpenAI's max_tokens is: the
+                    # quoted evidence and notes after the model's text count too.
+                    if cut:
+                        continue
+                    text, cut = self._within("".join(shown), chunk.text, request.max_tokens)
+                    chunk = replace(chunk, text=text)
                 shown.append(chunk.text)
                 yield chunk
                 continue
-            reply = replace(chunk.reply, answer="".join(shown))
+            reply = replace(
+                chunk.reply,
+                answer="".join(shown),
+                finish_reason="length" if cut else chunk.reply.finish_reason,
+                user_id=user_id,
+                session_id=session_id,
+                collection=request.collection,
+            )
             ids = self._remember(user_id, session_id, reply)
             self.memory.escalations.link(audit_ids, ids.answer_id)
             reply = replace(reply, remembered=self._learn(user_id, reply.question, ids.question_id))
             yield ReplyChunk("", reply)
+
+    def _within(self, before: str, text: str, cap: int) -> tuple[str, bool]:
+        """The longest word-boundary prefix of `text` that keeps `before + text` within `cap`
+        tokens, and whether any of it was left out."""
+        if self.count_tokens(before + text) <= cap:
+            return text, False
+        pieces = re.split(r"(?<=\s)", text)
+        kept = ""
+        for piece in pieces:
+            if self.count_tokens(before + kept + piece) > cap:
+                break
+            kept += piece
+        return kept.rstrip(), True
 
     def prepare(
         self,
@@ -500,7 +529,12 @@ class AnswerPipeline:
             model=reply.model or None,
             reason=reply.reason,
             sources=[s.to_dict() for s in reply.sources],
-            signals={**reply.signals, "low_confidence": reply.low_confidence, **reply.timings},
+            signals={
+                **reply.signals,
+                "low_confidence": reply.low_confidence,
+                **reply.timings,
+                "collection": reply.collection,  # a continued session without a named collection goes on in it
+            },
         )
         return self.memory.add_turn(user_id, session_id, question, answer)
 

@@ -46,6 +46,9 @@ class Reply:
     timings: dict[str, float] = field(default_factory=dict)  # milliseconds per stage
     remembered: list[str] = field(default_factory=list)  # facts about the user learned from this question
     finish_reason: FinishReason = "stop"  # "length": the answering model stopped at the max_tokens cap
+    user_id: str = ""  # whose conversation, which session and collection the turn was stored in
+    session_id: str = ""
+    collection: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

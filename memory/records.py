@@ -4,6 +4,7 @@ checks every caller's text and ids pass before they are stored."""
 from __future__ import annotations
 
 import re
+import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -23,6 +24,7 @@ __all__ = [
     "check_id",
     "check_message",
     "check_text",
+    "new_session_id",
 ]
 
 MAX_ID_LENGTH = 255
@@ -105,6 +107,12 @@ class UserDeletion:
     sessions: int
     messages: int
     facts: int
+
+
+def new_session_id() -> str:
+    """A fresh session id such as 20261130-081512-3fa2b1c9: local time to the second (so ids
+    sort by when they began), then random hex (so calls in the same second never share one)."""
+    return f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(4)}"
 
 
 def check_id(kind: str, value: str) -> str:

@@ -1,7 +1,9 @@
-"""Every `assistant ask` is a new session unless --session or --continue says otherwise.
+"""Every `assistant ask` is a new session unless --session or --continue says otherwise;
+a resumed session goes on in its collection; `chat` checks its collection before it starts.
 
 Through the real entry point, with the real model, over the handbook the `bot` fixture
-ingested; what each call stored is read back from the memory database.
+ingested (or, where a second collection is needed, a data directory of their own); what
+each call stored is read back from the memory database.
 """
 
 from __future__ import annotations
@@ -12,15 +14,17 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pexpect
 import pytest
 from click.testing import CliRunner
 
-from assistant import Assistant
+from assistant import Assistant, Settings
 from assistant.cli import cli
+from tests.conftest import HANDBOOK
 
-SESSION_LINE = re.compile(r"session (\d{8}-\d{6}-[0-9a-f]{4}) · follow up with --continue")
+SESSION_LINE = re.compile(r"session (\d{8}-\d{6}-[0-9a-f]{8}) · follow up with --continue")
 
 
 def ask(data_dir: Path, user: str, question: str, *options: str) -> subprocess.CompletedProcess[str]:
@@ -52,6 +56,34 @@ def ask_in_terminal(data_dir: Path, user: str, question: str, *options: str) -> 
     terminal.close()
     assert terminal.exitstatus == 0, terminal.before
     return str(terminal.before)
+
+
+def run_cli(data_dir: Path, *arguments: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """The real entry point, as a user runs it, with `stdin` typed in."""
+    command = [sys.executable, "-m", "assistant.cli", "--data-dir", str(data_dir), *arguments]
+    return subprocess.run(command, input=stdin, capture_output=True, text=True, env=dict(os.environ), timeout=600)
+
+
+def stored_session(bot: Assistant, user: str, collection: str) -> str:
+    """A question and its answer from `collection`, stored as a turn stores them; returns the session id."""
+    answer = "Visitors park on level -1.\n\n> “Visitors park on level -1 and must register at reception.” — faq.txt"
+    source = {"file": "faq.txt", "location": "line 3", "snippet": "Visitors park on level -1.", "score": 0.8}
+    signals = {"collection": collection}
+    messages: list[dict[str, Any]] = [
+        {"role": "user", "content": "Where do visitors park?", "signals": {}},
+        {"role": "assistant", "content": answer, "route": "local", "sources": [source], "signals": signals},
+    ]
+    document = {
+        "format": "assistant-session",
+        "version": 1,
+        "user_id": user,
+        "session_id": "parking",
+        "messages": [
+            {"seq": seq, "token_count": 10, "created_at": "2026-01-05T09:00:00", **message}
+            for seq, message in enumerate(messages, start=1)
+        ],
+    }
+    return bot.import_session(document)[1]
 
 
 def session_of(result: subprocess.CompletedProcess[str]) -> str:
@@ -103,3 +135,51 @@ def test_continue_and_session_are_one_choice(tmp_path: Path) -> None:
     assert chat.exit_code == 2 and "give one of them" in chat.output
     help_text = runner.invoke(cli, ["ask", "--help"]).output
     assert "--continue" in help_text and "-c is --collection" in help_text
+
+
+@pytest.fixture(scope="module")
+def two_collections(tmp_path_factory: pytest.TempPathFactory) -> tuple[Assistant, Path]:
+    """The handbook, and a second collection, so that none is the default."""
+    data_dir = tmp_path_factory.mktemp("two-collections")
+    bot = Assistant.from_settings(Settings(data_dir=data_dir))
+    assert bot.ingest(HANDBOOK, collection="handbook").files_failed == []
+    bot.create_collection("notes")
+    return bot, data_dir
+
+
+@pytest.mark.slow
+def test_chat_checks_its_collection_before_it_starts(two_collections: tuple[Assistant, Path]) -> None:
+    _, data_dir = two_collections
+    misspelt = run_cli(data_dir, "chat", "-c", "handbok", "--user", "typo", stdin="Where do visitors park?\n")
+    assert misspelt.returncode == 2, misspelt.stderr
+    assert "collection 'handbok' does not exist; did you mean 'handbook'?" in misspelt.stderr
+    assert "session" not in misspelt.stdout  # it stopped before greeting
+
+    unnamed = run_cli(data_dir, "chat", "--user", "typo", "--new", stdin="Where do visitors park?\n")
+    assert unnamed.returncode == 2, unnamed.stderr
+    assert "no collection was named, and there are several (handbook, notes)" in unnamed.stderr
+
+
+@pytest.mark.slow
+def test_resumed_chat_goes_on_in_its_collection(two_collections: tuple[Assistant, Path]) -> None:
+    bot, data_dir = two_collections
+    session_id = stored_session(bot, "returning-chat", "handbook")
+    resumed = run_cli(data_dir, "chat", "--user", "returning-chat", stdin="/sources\n")
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"Resuming session {session_id}" in resumed.stdout
+    # The answer's quote line keeps a line of its own, indented under the answer.
+    assert "\n" + " " * len("  assistant> ") + "> “Visitors park on level -1" in resumed.stdout
+    assert "[1] faq.txt › line 3" in resumed.stdout  # /sources: the stored answer's
+
+
+@pytest.mark.llm
+def test_a_continued_ask_goes_on_in_its_collection(two_collections: tuple[Assistant, Path]) -> None:
+    bot, data_dir = two_collections
+    user = "returning"
+    session_id = stored_session(bot, user, "handbook")
+    follow_up = run_cli(data_dir, "ask", "And where do staff park?", "--continue", "--user", user, "--route", "local")
+    assert follow_up.returncode == 0, follow_up.stderr
+    assert f"session {session_id} · follow up" in follow_up.stdout
+    assert "[1] faq.txt" in follow_up.stdout
+    answer = bot.history(user, session_id)[-1]
+    assert answer.role == "assistant" and answer.signals.get("collection") == "handbook"

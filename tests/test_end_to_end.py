@@ -64,7 +64,9 @@ def test_stream_yields_the_answer_then_the_reply(bot: Assistant) -> None:
     chunks = list(
         bot.stream("Who must approve refunds above 500 EUR?", user_id="erin", session_id="s", collection="handbook")
     )
-    # The answer streams a checked sentence at a time, then the quoted evidence, then the Reply.
+    # Stages first, then the answer a checked sentence at a time, the quoted evidence, the Reply.
+    assert [c.stage for c in chunks[:2]] == ["searching", "thinking"]
+    chunks = [c for c in chunks if c.stage is None]
     assert len(chunks) >= 3 and all(c.reply is None for c in chunks[:-1])
     assert chunks[0].text.rstrip().endswith(".") and not chunks[0].text.startswith("\n")
     assert any(c.text.startswith("\n\n> “") for c in chunks[1:-1])

@@ -173,6 +173,7 @@ def test_lists_have_headers_json_and_say_when_empty(conversations: Path) -> None
     empty = invoke("collections", "list", env=env)
     assert empty.stdout == "" and "no collections yet" in empty.stderr
     assert json.loads(invoke("collections", "list", "--json", env=env).stdout) == []
+    assert json.loads(invoke("collections", "--json", env=env).stdout) == []  # the group lists too
 
 
 @pytest.fixture(scope="module")

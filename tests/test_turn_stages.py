@@ -99,5 +99,6 @@ def test_max_tokens_caps_the_local_model_s_answer(bot: Assistant) -> None:
     capped = bot.ask(INSIDE, user_id="stages", session_id="capped", collection="handbook", route="local", max_tokens=4)
     assert capped.finish_reason == "length"
     assert 0 < capped.usage["completion_tokens"] <= 4
+    assert 0 < bot.pipeline.count_tokens(capped.answer) <= 4  # quotes and notes included, as OpenAI's cap
     stored = bot.history("stages", "capped")[-1]
     assert stored.content == capped.answer

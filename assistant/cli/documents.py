@@ -84,11 +84,12 @@ def reindex(ctx: click.Context, collection: str, model: str | None, backend: str
 
 
 @click.group(invoke_without_command=True)
+@json_option
 @click.pass_context
-def collections(ctx: click.Context) -> None:
+def collections(ctx: click.Context, as_json: bool) -> None:
     """List, create, describe, check and delete collections (no subcommand: list)."""
     if ctx.invoked_subcommand is None:
-        ctx.invoke(collections_list, as_json=False)
+        ctx.invoke(collections_list, as_json=as_json)
 
 
 @collections.command("list")

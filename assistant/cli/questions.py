@@ -3,7 +3,8 @@
 Both run the same turn as `Assistant.stream`; the reply's sources, route and reason are
 printed under the answer. Every `ask` is a new session unless `--session` or
 `--continue` says otherwise; `chat` resumes the user's latest session unless `--new` or
-`--session` says otherwise (the loop itself is cli.repl). Errors become exit codes in
+`--session` says otherwise (the loop itself is cli.repl). Without `-c`, a resumed session
+goes on in the collection its last answer came from. Errors become exit codes in
 cli.support.
 """
 
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING
 import click
 
 from assistant.cli.repl import Chat
-from assistant.cli.session_ids import latest_session_id, new_session_id
+from assistant.cli.session_ids import latest_session_id, new_session_id, session_collection
 from assistant.cli.support import F, assistant_from, errors_to_exit
 from assistant.cli.turn_display import StatusLine, print_reply, show_turn
 
@@ -76,6 +77,8 @@ def ask(
         session_id = latest_session_id(bot, user_id)
         if session_id is None:
             click.secho(f"User {user_id!r} has no session yet: starting a new one.", dim=True, err=True)
+    if collection is None and session_id is not None:
+        collection = session_collection(bot, user_id, session_id)
     session_id = session_id or new_session_id()
     # In a terminal the answer streams, with a status line on stderr until it starts;
     # piped or as JSON, the output is the reply alone.
@@ -110,11 +113,16 @@ def chat(
 ) -> None:
     """Chat in the terminal; answers stream as they are generated.
 
-    Resumes your latest session, showing its last turns. /help lists the commands;
+    Resumes your latest session, showing its last turns, in the collection its last answer
+    came from unless -c names one. /help lists the commands;
     Ctrl-C cancels an answer; Ctrl-D (or Ctrl-C at an empty prompt) quits."""
     if session_id is not None and start_new:
         raise click.UsageError("--session and --new both pick the session: give one of them.")
     bot = assistant_from(ctx)
     if session_id is None and not start_new:
         session_id = latest_session_id(bot, user_id)
+    if collection is None and session_id is not None:
+        collection = session_collection(bot, user_id, session_id)
+    # Checked before the history is shown: an unknown or unchosen collection fails every question.
+    collection = bot.describe_collection(collection).name
     Chat(bot, user_id, session_id or new_session_id(), collection, route).run()

@@ -1,35 +1,39 @@
 """The `assistant chat` loop: a prompt with line editing, streamed turns and slash commands.
 
-Ctrl-C while an answer is written cancels that answer (its stream is closed, so nothing
-of it is stored) and returns to the prompt; Ctrl-C or Ctrl-D at an empty prompt quits.
-A line starting with "/" is a command and never a question.
+Ctrl-C while a turn works cancels it at once and returns to the prompt: the turn runs in
+a worker thread (see TurnThread), whose stream is closed at its next chunk, so nothing of
+it is stored. Ctrl-C or Ctrl-D at an empty prompt quits. A line starting with "/" is a
+command and never a question.
 """
 
 from __future__ import annotations
 
+import queue
 import sys
+import threading
 from collections.abc import Generator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING
 
 import click
 
 from assistant.cli.session_ids import new_session_id
-from assistant.cli.turn_display import StatusLine, print_reply, print_sources, shorten, show_turn
+from assistant.cli.turn_display import StatusLine, excerpt, print_reply, print_sources, show_turn
 from assistant.errors import UnknownSessionError, UserError
 
 if TYPE_CHECKING:
     from assistant.core import Assistant
-    from chains.reply import Reply, ReplyChunk
+    from chains.reply import ReplyChunk, Source
     from chains.route import RequestedRoute
     from memory.records import StoredMessage
 
-__all__ = ["COMMANDS", "Chat"]
+__all__ = ["COMMANDS", "Chat", "TurnThread"]
 
 PROMPT = "you> "
 SPEAKER = "assistant> "
 RESUMED_TURNS = 3  # question-and-answer pairs shown when a session is resumed
+RESUMED_LINES = 6  # lines shown of each resumed message
 COMMANDS = {
     "/help": "list these commands",
     "/new": "start a fresh session",
@@ -37,6 +41,59 @@ COMMANDS = {
     "/quit": "leave the chat (also /exit, or Ctrl-D at an empty prompt)",
 }
 _QUIT = ("/quit", "/exit")
+_POLL = 0.1  # seconds the main thread waits on the worker at a time: how soon Ctrl-C is seen
+
+
+class TurnThread:
+    """A turn's stream, iterated in a worker thread that hands its chunks over a queue.
+
+    llama.cpp evaluates a prompt in one C call lasting seconds, and Python runs a signal
+    handler only in the main thread between bytecodes: were the turn iterated there,
+    Ctrl-C would wait for that call. The main thread only waits on the queue, so it acts
+    on Ctrl-C at once; `cancel` makes the worker close the stream at its next chunk,
+    which stores nothing and releases the model."""
+
+    def __init__(self, chunks: Iterator[ReplyChunk]) -> None:
+        self._queue: queue.Queue[ReplyChunk | Exception | None] = queue.Queue()  # None: the stream ended
+        self._cancelled = threading.Event()
+        self._thread = threading.Thread(target=self._pump, args=(chunks,), name="chat-turn", daemon=True)
+        self._thread.start()
+
+    def __iter__(self) -> Iterator[ReplyChunk]:
+        while True:
+            try:
+                item = self._queue.get(timeout=_POLL)
+            except queue.Empty:
+                continue
+            if item is None:
+                return
+            if isinstance(item, Exception):
+                raise item
+            yield item
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def wait(self) -> None:
+        """Until the worker has closed the stream; Ctrl-C interrupts the wait, not the worker."""
+        while self._thread.is_alive():
+            self._thread.join(_POLL)
+
+    def _pump(self, chunks: Iterator[ReplyChunk]) -> None:
+        try:
+            for chunk in chunks:
+                if self._cancelled.is_set():
+                    break
+                self._queue.put(chunk)
+        except Exception as exc:  # raised again in the main thread, which shows or reports it
+            self._queue.put(exc)
+        finally:
+            if isinstance(chunks, Generator):
+                chunks.close()
+            self._queue.put(None)
 
 
 @dataclass
@@ -48,7 +105,8 @@ class Chat:
     session_id: str
     collection: str | None
     route: RequestedRoute
-    last: Reply | None = None
+    sources: list[Source] | None = None  # the last answer's, None before any answer
+    worker: TurnThread | None = field(default=None, repr=False)  # the latest turn's, cancelled or not
 
     def run(self) -> None:
         readline = _line_editor()
@@ -56,16 +114,17 @@ class Chat:
         while True:
             line = self._read(readline)
             if line is None:
-                return
+                break
             line = line.strip()
             if not line:
                 continue
             if line.startswith("/"):
                 if line.split()[0].lower() in _QUIT:
-                    return
+                    break
                 self._command(line)
             else:
                 self._turn(line)
+        self._leave()
 
     def _greet(self) -> None:
         try:
@@ -77,8 +136,8 @@ class Chat:
                 f"Resuming session {self.session_id} ({len(history)} messages; /new starts a fresh one).", dim=True
             )
             for message in _last_turns(history):
-                who = PROMPT if message.role == "user" else SPEAKER
-                click.secho(f"  {who}{shorten(message.content, 240)}", dim=True)
+                _show_stored(message)
+            self.sources = _last_sources(history)
         else:
             click.secho(f"New session {self.session_id}.", dim=True)
         click.secho("Ask about your documents. /help lists the commands; Ctrl-D quits.", dim=True)
@@ -101,22 +160,21 @@ class Chat:
             click.echo("Commands:")
             for command, what in COMMANDS.items():
                 click.echo(f"  {command:<10} {what}")
-            click.echo("Ctrl-C while an answer is written cancels it.")
+            click.echo("Ctrl-C while an answer is on its way cancels it.")
         elif name == "/new":
-            self.session_id, self.last = new_session_id(), None
+            self.session_id, self.sources = new_session_id(), None
             click.echo(f"New session {self.session_id}.")
         elif name == "/sources":
-            print_sources(self.last)
+            print_sources(self.sources)
         else:
             click.echo(f"Unknown command {name}. The commands are: {', '.join(COMMANDS)} (and /exit).")
 
     def _turn(self, question: str) -> None:
-        terminal = sys.stdout.isatty()
-        status = StatusLine(sys.stdout if terminal else None, prefix=SPEAKER)
+        status = StatusLine(sys.stdout if sys.stdout.isatty() else None, prefix=SPEAKER)
         click.echo(SPEAKER, nl=False)
         status.show("searching")  # from the moment Enter is pressed, before the stream's own first stage
-        chunks: Iterator[ReplyChunk] | None = None
         try:
+            self._finish_cancelled(status)
             chunks = self.bot.stream(
                 question,
                 user_id=self.user_id,
@@ -124,10 +182,11 @@ class Chat:
                 collection=self.collection,
                 route=self.route,
             )
-            reply = show_turn(chunks, status, stream_text=True)
+            self.worker = TurnThread(chunks)
+            reply = show_turn(self.worker, status, stream_text=True)
         except KeyboardInterrupt:
-            if isinstance(chunks, Generator):
-                chunks.close()
+            if self.worker is not None:
+                self.worker.cancel()
             click.echo()
             click.secho("(cancelled)", dim=True)
             return
@@ -137,7 +196,57 @@ class Chat:
             return
         click.echo()
         print_reply(reply, streamed=True)
-        self.last = reply
+        self.sources = reply.sources
+
+    def _finish_cancelled(self, status: StatusLine) -> None:
+        """Wait for a cancelled turn's worker to close its stream: one turn uses the model at a time."""
+        if self.worker is None or not self.worker.running():
+            return
+        status.show("stopping")
+        self.worker.wait()
+        status.show("searching")
+
+    def _leave(self) -> None:
+        """Let a cancelled turn's worker close its stream before the process ends; Ctrl-C leaves at once."""
+        if self.worker is None or not self.worker.running():
+            return
+        status = StatusLine(sys.stdout if sys.stdout.isatty() else None)
+        status.show("stopping")
+        try:
+            self.worker.wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            status.clear()
+            click.echo()
+
+
+def _show_stored(message: StoredMessage) -> None:
+    """A resumed message, dimmed: its first line after the speaker, the others indented under it."""
+    who = PROMPT if message.role == "user" else SPEAKER
+    for number, line in enumerate(excerpt(message.content, 240, RESUMED_LINES)):
+        click.secho(f"  {who if number == 0 else ' ' * len(who)}{line}", dim=True)
+
+
+def _last_sources(history: list[StoredMessage]) -> list[Source] | None:
+    """The sources of the last stored answer, for /sources before this chat's first answer."""
+    from chains.reply import Source
+
+    answers = [message for message in history if message.role == "assistant"]
+    if not answers:
+        return None
+    # Read field by field: an imported session's sources may come from another version.
+    return [
+        Source(
+            file=str(stored.get("file", "")),
+            location=str(stored.get("location", "")),
+            snippet=str(stored.get("snippet", "")),
+            score=float(stored.get("score") or 0.0),
+            chunk_id=str(stored.get("chunk_id", "")),
+        )
+        for stored in answers[-1].sources
+        if isinstance(stored, dict)
+    ]
 
 
 def _last_turns(history: list[StoredMessage]) -> list[StoredMessage]:

@@ -1,7 +1,8 @@
 """`assistant serve` and `assistant keys ...`: the HTTP API and who may call it.
 
 `serve` needs the server extra (`assistant[server]`) and says so when it is missing; it
-logs where it listens and one access line per request on stderr (assistant.server.run).
+logs where it listens and one access line per request on stderr, and stops with exit
+code 0 on Ctrl-C or SIGTERM (assistant.server.run).
 `keys` open only the memory database. Commands here act on the machine, not over
 HTTP: they are not bound by key roles."""
 

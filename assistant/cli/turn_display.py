@@ -8,17 +8,22 @@ on a terminal, so piped output holds the answer alone.
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, TextIO
 
 import click
 
 if TYPE_CHECKING:
-    from chains.reply import Reply, ReplyChunk
+    from chains.reply import Reply, ReplyChunk, Source
 
-__all__ = ["StatusLine", "print_reply", "print_sources", "shorten", "show_turn"]
+__all__ = ["StatusLine", "excerpt", "print_reply", "print_sources", "shorten", "show_turn"]
 
-LABELS = {"searching": "searching…", "thinking": "thinking…", "escalating": "asking the large model…"}
+LABELS = {
+    "searching": "searching…",
+    "thinking": "thinking…",
+    "escalating": "asking the large model…",
+    "stopping": "stopping the cancelled answer…",  # chat: its model call ends before the next turn starts
+}
 _ERASE = "\r\033[K"  # back to the start of the line, and clear it
 
 
@@ -47,7 +52,7 @@ class StatusLine:
         self.done = True
 
 
-def show_turn(chunks: Iterator[ReplyChunk], status: StatusLine, *, stream_text: bool) -> Reply:
+def show_turn(chunks: Iterable[ReplyChunk], status: StatusLine, *, stream_text: bool) -> Reply:
     """Consume a turn's stream: stages go to the status line, text to stdout (when `stream_text`)."""
     try:
         for chunk in chunks:
@@ -69,6 +74,13 @@ def shorten(text: str, width: int) -> str:
     return textwrap.shorten(" ".join(text.split()), width, placeholder=" …")
 
 
+def excerpt(text: str, width: int, max_lines: int) -> list[str]:
+    """The text's non-blank lines, each shortened to `width`, at most `max_lines` of them
+    (an answer's quote lines stay lines of their own)."""
+    lines = [shorten(line, width) for line in text.splitlines() if line.strip()]
+    return lines if len(lines) <= max_lines else [*lines[: max_lines - 1], "…"]
+
+
 def print_reply(reply: Reply, *, streamed: bool) -> None:
     """The answer (unless it was streamed), then its sources and route, dimmed."""
     if not streamed:
@@ -81,14 +93,15 @@ def print_reply(reply: Reply, *, streamed: bool) -> None:
     click.secho(f"  route: {reply.route}{who}{flag} — {reply.reason}", dim=True)
 
 
-def print_sources(reply: Reply | None) -> None:
-    """Each source of a reply with its citation and a short quote of the passage."""
-    if reply is None:
+def print_sources(sources: list[Source] | None) -> None:
+    """Each source of the last answer with its citation and a short quote of the passage;
+    None: there is no answer yet."""
+    if sources is None:
         click.echo("No answer yet in this chat: ask a question first.")
         return
-    if not reply.sources:
+    if not sources:
         click.echo("The last answer cited no sources.")
         return
-    for number, source in enumerate(reply.sources, start=1):
+    for number, source in enumerate(sources, start=1):
         click.echo(f"[{number}] {source.citation}  (score {source.score:.2f})")
         click.secho(f"    “{shorten(source.snippet, 200)}”", dim=True)

@@ -3,15 +3,17 @@
 A request carries `Authorization: Bearer <key>` (see memory.keys) and acts as the
 key's user. A user calls a collection by its name; their own private one wins over a
 shared one of the same name, and another user's private one is answered 404 as if it
-did not exist. Writing a collection takes the key of the user who created it, or an
-admin key, else 403.
+did not exist (nor suggested for a misspelt name). Writing a collection takes the key
+of the user who created it, or an admin key, else 403.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from assistant.errors import close_matches
 from assistant.server.errors import ApiError
 from retrievers.naming import shown_name
 
@@ -20,7 +22,7 @@ if TYPE_CHECKING:
     from memory.keys import KeyInfo
     from retrievers.catalog import CollectionInfo
 
-__all__ = ["authenticate", "collections_of", "may_write", "visible", "writable"]
+__all__ = ["authenticate", "collections_of", "may_write", "suggestion", "visible", "writable"]
 
 
 def authenticate(bot: Assistant, authorization: str, requests_per_minute: int) -> KeyInfo:
@@ -59,12 +61,22 @@ def collections_of(bot: Assistant, key: KeyInfo) -> dict[str, str]:
     return found
 
 
+def suggestion(name: str, seen: Iterable[str]) -> str:
+    """ "did you mean 'support'? " for a misspelt `name`, else "". `seen` must hold only the
+    names the caller may see (collections_of), so that no other user's name is revealed."""
+    matches = close_matches(name, list(seen))
+    return f"did you mean {' or '.join(repr(m) for m in matches)}? " if matches else ""
+
+
 def visible(bot: Assistant, name: str, key: KeyInfo) -> str:
     """The stored name of the collection the key's user calls `name`; otherwise 404, exactly
     as for a name nobody holds (another user's private collection is not told apart)."""
-    stored = collections_of(bot, key).get(name)
+    seen = collections_of(bot, key)
+    stored = seen.get(name)
     if stored is None:
-        raise ApiError(404, f"No collection '{name}'.", code="not_found")
+        raise ApiError(
+            404, f"No collection '{name}'; {suggestion(name, seen)}GET /v1/collections lists yours.", code="not_found"
+        )
     return stored
 
 

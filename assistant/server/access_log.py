@@ -7,6 +7,9 @@ line is nginx's "combined" format with the response time and the request id appe
     127.0.0.1 - alice [05/Jun/2025:14:03:07 +0000] "GET /v1/models HTTP/1.1" 200 98 "-" "curl/8.5.0"
         rt=3ms rid=9c1e0b7d4a2f4e11                                           (one line)
 
+The values of query parameters named like a credential (`api_key`, `token`, `secret`,
+`password`, ...) are written as `***`: a key is never accepted there, but people try.
+
 It goes to the `assistant.server.access` logger at INFO; `assistant serve` prints it on
 stderr, an app embedding `create_app` routes it where its own logging config says.
 """
@@ -18,6 +21,7 @@ import re
 import time
 import uuid
 from typing import Any
+from urllib.parse import unquote_plus
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -30,6 +34,18 @@ log = logging.getLogger(ACCESS_LOGGER)
 # control characters, kilobytes) would let a client forge or break log lines, so it is replaced.
 _GOOD_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f"\\]')
+# A name ending in a credential word (api_key, apiKey, apikey, access_token), not one holding it (keyword).
+_SECRET_NAME = re.compile(r"(?:^|[_\-.\s]|(?<=[a-z]))(?:key|token|secret|password|passwd)s?$", re.IGNORECASE)
+
+
+def _masked(query: str) -> str:
+    """The query string with the value of each credential-like parameter replaced by ***."""
+    parts = []
+    for part in query.split("&"):
+        name, eq, _ = part.partition("=")
+        # Decoded, so that api%5Fkey or api+key cannot slip past.
+        parts.append(f"{name}=***" if eq and _SECRET_NAME.search(unquote_plus(name)) else part)
+    return "&".join(parts)
 
 
 def _escaped(text: str) -> str:
@@ -81,7 +97,7 @@ class AccessLog:
         client = scope.get("client")
         path = scope.get("raw_path", scope["path"].encode()).decode("latin-1")
         if scope.get("query_string"):
-            path += "?" + scope["query_string"].decode("latin-1")
+            path += "?" + _masked(scope["query_string"].decode("latin-1"))
         log.info(
             '%s - %s [%s] "%s %s HTTP/%s" %d %s "%s" "%s" rt=%.0fms rid=%s',
             client[0] if client else "-",

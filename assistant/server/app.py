@@ -3,9 +3,10 @@
     app = create_app(Assistant.from_settings())     # then: uvicorn, or `assistant serve`
 
 Every request but /health, /ready and the web page at / needs `Authorization: Bearer <key>`
-(the API docs at /docs and /openapi.json too) and acts as the key's user; who sees and
-may change which collection is `server.access`. Each request gets an id and one access
-line (`server.access_log`).
+(the OpenAPI schema at /openapi.json too) and acts as the key's user; who sees and may
+change which collection is `server.access`. There is no /docs page: Swagger UI needs a
+header a browser does not send and scripts from a CDN, and the server works offline.
+Each request gets an id and one access line (`server.access_log`).
 
 Bodies are read by `server.body.read_json_body`: too large (413), nested too deep, not JSON, or holding
 a NUL character or a lone surrogate anywhere (400) are refused before anything else
@@ -34,7 +35,6 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ValidationError
 from sse_starlette import EventSourceResponse
@@ -43,7 +43,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from assistant.core import Assistant
 from assistant.errors import AssistantError, InvalidInputError
-from assistant.server.access import authenticate, collections_of, may_write, visible, writable
+from assistant.server.access import authenticate, collections_of, may_write, suggestion, visible, writable
 from assistant.server.access_log import AccessLog
 from assistant.server.body import read_json_body
 from assistant.server.completions import ChatRequest, completion, new_completion_id, session_of
@@ -76,7 +76,7 @@ def create_app(bot: Assistant, server: ServerSettings | None = None) -> FastAPI:
     max_upload_bytes = int(bot.settings.max_file_mb * 1024 * 1024)
     admission = Admission(opts.server_max_pending)
     jobs = IngestJobs(bot.memory.engine)
-    # The docs routes are ours (below), behind the key like every route of the API.
+    # No docs pages; the schema route is ours (below), behind the key like every route of the API.
     app = FastAPI(title="assistant", version="1", docs_url=None, redoc_url=None, openapi_url=None)
 
     # Plumbing ------------------------------------------------------------------------
@@ -155,11 +155,13 @@ def create_app(bot: Assistant, server: ServerSettings | None = None) -> FastAPI:
             chat = ChatRequest.model_validate(body)
         except ValidationError as exc:
             raise _invalid(exc.errors()) from None
-        collection = collections_of(bot, key).get(chat.model)
+        seen = collections_of(bot, key)
+        collection = seen.get(chat.model)
         if collection is None:
             raise ApiError(
                 404,
-                f"The model '{chat.model}' does not exist; GET /v1/models lists the collections you can ask.",
+                f"The model '{chat.model}' does not exist; {suggestion(chat.model, seen)}"
+                "GET /v1/models lists the collections you can ask.",
                 code="model_not_found",
                 param="model",
             )
@@ -321,10 +323,6 @@ def create_app(bot: Assistant, server: ServerSettings | None = None) -> FastAPI:
     @app.get("/openapi.json", include_in_schema=False)
     def openapi(key: Caller) -> JSONResponse:
         return JSONResponse(app.openapi())
-
-    @app.get("/docs", include_in_schema=False)
-    def docs(key: Caller) -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="assistant API")
 
     return app
 
