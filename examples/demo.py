@@ -4,7 +4,7 @@ Shows an answer with citations, a follow-up answered through memory, a question 
 documents cannot answer, and for every turn which model answered and why. In a
 terminal it then opens an interactive chat; without one it exits.
 
-    python examples/demo.py            # state under ./.assistant/
+    python examples/demo.py            # state in the data directory: see `assistant info`
 """
 
 from __future__ import annotations
