@@ -16,6 +16,7 @@ other packages: names are resolved on first use (PEP 562), so that `memory`,
     llamacpp      the in-process llama.cpp chat model; served: one behind an OpenAI-compatible server
     errors        every error users see, each naming what to do; text: storable text
     testing       FakeChatModel and FakeEmbeddings for your own tests
+    threads       a blocking iterator consumed from asyncio (Assistant.astream); locations: where data lives
     cli/          the `assistant` command (documents, questions, memory, serve, eval)
     server/       the HTTP API and chat page (extra: server)
     evals/        metrics and reports of `assistant eval` (extra: eval); extras: which extra a feature needs

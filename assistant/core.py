@@ -6,9 +6,8 @@ It delegates: ingestion to `retrievers`, turns to `chains.pipeline`, history to
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
+from contextlib import aclosing
 from functools import partial
 from pathlib import Path
 from types import TracebackType
@@ -22,6 +21,7 @@ from langchain_core.runnables.config import run_in_executor
 from assistant.errors import InvalidInputError, UnknownCollectionError
 from assistant.factory import Parts, build_parts, build_pipeline
 from assistant.settings import Settings
+from assistant.threads import iterate_in_threads
 from chains.confidence import ConfidenceModel
 from chains.pipeline import AnswerPipeline, Prepared
 from chains.reply import Reply, ReplyChunk
@@ -327,29 +327,9 @@ class Assistant:
             instructions=instructions,
             max_tokens=max_tokens,
         )
-        chunks = await run_in_executor(None, start)
-        step = threading.Lock()  # one thread at a time advances or closes the turn
-        done = object()
-
-        def advance() -> object:
-            with step:
-                return next(chunks, done)
-
-        def close() -> None:
-            with step:  # after a `next` still running in its thread: the turn stops at its next chunk
-                chunks.close()  # type: ignore[attr-defined]
-
-        try:
-            while True:
-                chunk = await run_in_executor(None, advance)
-                if chunk is done:
-                    return
-                assert isinstance(chunk, ReplyChunk)
+        async with aclosing(iterate_in_threads(start)) as chunks:  # closed with this one: the turn stops
+            async for chunk in chunks:
                 yield chunk
-        finally:
-            # Not awaited: a cancelled task may not wait, and the close must still happen,
-            # since a suspended turn would keep the llama.cpp model's lock.
-            asyncio.get_running_loop().run_in_executor(None, close)
 
     def prepare(
         self,
