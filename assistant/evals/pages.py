@@ -423,6 +423,11 @@ def _retrieval(data: dict[str, Any]) -> list[Section]:
 _LABELLED_BY = {"ratings": "(what people rated correct)", "large": "(agreement with the large model's answer)"}
 
 
+def _wrong_row(turn: dict[str, Any], verdict: object, confidence: object) -> list[object]:
+    """A listed turn: question, label source, expected, reply, then the route or whether it was right."""
+    return [turn["question"], turn["group"], _turn_expected(turn), turn["answer"], verdict, confidence]
+
+
 def _turn_expected(turn: dict[str, Any]) -> str:
     if not turn["answerable"] or turn.get("expected"):
         return _expected(turn.get("expected"))
@@ -463,34 +468,14 @@ def _routing(data: dict[str, Any]) -> list[Section]:
             "Replies shown that are not right: an answerable question without an expected string in "
             "the reply, or any reply to a question the documents do not answer.",
             ["question", "labelled by", "expected", "reply", "route", "confidence"],
-            [
-                [
-                    turns[i]["question"],
-                    turns[i]["group"],
-                    _turn_expected(turns[i]),
-                    turns[i]["answer"],
-                    turns[i]["route"],
-                    confidences[i],
-                ]
-                for i in wrong
-            ],
+            [_wrong_row(turns[i], turns[i]["route"], confidences[i]) for i in wrong],
             "No wrong replies.",
         ),
         _listing(
             "Wrongly declined",
             f"Answerable questions declined, or that the operating point would decline{at}.",
             ["question", "labelled by", "expected", "reply", "right", "confidence"],
-            [
-                [
-                    turns[i]["question"],
-                    turns[i]["group"],
-                    _turn_expected(turns[i]),
-                    turns[i]["answer"],
-                    turns[i]["correct"],
-                    confidences[i],
-                ]
-                for i in declined
-            ],
+            [_wrong_row(turns[i], turns[i]["correct"], confidences[i]) for i in declined],
             "No answerable question was declined.",
         ),
         Section(
