@@ -157,6 +157,26 @@ class DocumentSettings(BaseModel):
         "reindexed.",
     )
 
+    ocr: bool = Field(
+        True,
+        description="Read scanned PDF pages (pages with no text layer) and PNG, JPEG and TIFF images with "
+        "Tesseract (Debian: tesseract-ocr). Off: such pages and images are reported, not read.",
+    )
+    ocr_languages: str = Field(
+        "eng",
+        pattern=r"^[A-Za-z_]+(\+[A-Za-z_]+)*$",
+        description="Tesseract languages, joined by '+' (eng, deu, fra+eng...). Each needs its Debian package "
+        "tesseract-ocr-LANG.",
+    )
+    ocr_dpi: int = Field(300, ge=72, le=600, description="Resolution scanned PDF pages are rendered at for OCR.")
+    summary_tokens: int = Field(
+        160,
+        ge=32,
+        le=1024,
+        description="Length of a document summary (assistant summarize), in model tokens, merged from its "
+        "sections' summaries.",
+    )
+
     @field_validator("keyword_language")
     @classmethod
     def _language(cls, value: str) -> str:

@@ -1,5 +1,5 @@
-"""PDF and DOCX documents to sections: a section per PDF page, DOCX paragraphs under
-their heading styles (tables as "cell | cell" lines). See retrievers.loaders."""
+"""DOCX documents to sections: paragraphs under their heading styles (tables as
+"cell | cell" lines). See retrievers.loaders."""
 
 from __future__ import annotations
 
@@ -11,37 +11,9 @@ from langchain_core.documents import Document
 
 from assistant.errors import InputFileError
 from assistant.settings import DocumentSettings
-from retrievers.sections import HeadingSections, section
+from retrievers.sections import HeadingSections
 
-__all__ = ["parse_docx", "parse_pdf"]
-
-
-def parse_pdf(path: Path, data: bytes, options: DocumentSettings, notes: list[str]) -> list[Document]:
-    from pypdf import PdfReader
-    from pypdf.errors import FileNotDecryptedError, PdfReadError
-
-    if not data.startswith(b"%PDF-"):
-        raise InputFileError(str(path), "is not a PDF (it does not start with %PDF-); fix its extension")
-    try:
-        reader = PdfReader(io.BytesIO(data))
-        # Many PDFs are encrypted only against editing, with an empty password to open.
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise FileNotDecryptedError("password required")
-        pages = [page.extract_text() or "" for page in reader.pages]
-    except FileNotDecryptedError:
-        raise InputFileError(
-            str(path), "is an encrypted PDF that needs a password; save an unencrypted copy to index it"
-        ) from None
-    except (PdfReadError, ValueError, KeyError, TypeError, OSError, NotImplementedError) as exc:
-        raise InputFileError(str(path), f"is not a readable PDF ({exc}); re-export it") from None
-    sections = [
-        section(text.strip(), f"page {number}", page=number)
-        for number, text in enumerate(pages, start=1)
-        if text.strip()
-    ]
-    if pages and not sections:
-        raise InputFileError(str(path), "has no text layer (a scan?); run OCR on it first")
-    return sections
+__all__ = ["parse_docx"]
 
 
 def parse_docx(path: Path, data: bytes, options: DocumentSettings, notes: list[str]) -> list[Document]:
