@@ -50,6 +50,7 @@ def info(ctx: click.Context, as_json: bool) -> None:
         "large_model": f"{settings.fallback_model} at {settings.fallback_base_url}"
         if settings.fallback_base_url
         else None,
+        "ocr": _ocr(settings),
     }
     if as_json:
         click.echo(json.dumps(facts, indent=2))
@@ -66,9 +67,20 @@ def info(ctx: click.Context, as_json: bool) -> None:
         ("local model", facts["local_model"] + (" (bundled)" if facts["local_model_bundled"] else "")),
         ("embedder", facts["embedder"]),
         ("large model", facts["large_model"] or "none (set ASSISTANT_FALLBACK_BASE_URL and ASSISTANT_FALLBACK_MODEL)"),
+        ("ocr", facts["ocr"]),
     ]
     for label, value in lines:
         click.echo(f"{label:>12}  {value}" if label else f"{'':>12}  ({value})")
+
+
+def _ocr(settings: Settings) -> str:
+    """Whether scanned pages and images will be read, and if not, what to install or set."""
+    if not settings.ocr:
+        return "off (ASSISTANT_OCR=false): scanned pages and images are reported, not read"
+    from retrievers.ocr import ocr_available
+
+    missing = ocr_available(settings.ocr_languages)
+    return f"tesseract ({settings.ocr_languages})" if missing is None else f"unavailable: {missing}"
 
 
 def _stored(settings: Settings) -> bool:
