@@ -19,7 +19,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables.config import run_in_executor
 
 from assistant.errors import InvalidInputError, UnknownCollectionError
-from assistant.factory import Parts, build_parts, build_pipeline
+from assistant.factory import Parts, build_document_summarizer, build_parts, build_pipeline
 from assistant.settings import Settings
 from assistant.threads import iterate_in_threads
 from chains.confidence import ConfidenceModel
@@ -45,6 +45,9 @@ from retrievers.retriever import PassageRetriever
 if TYPE_CHECKING:
     from langchain_core.documents import Document
 
+    from assistant.summaries import DocumentSummaries, SummaryReport
+    from chains.document_summary import DocumentSummarizer, DocumentSummary
+
 __all__ = ["Assistant", "build_assistant"]
 
 
@@ -59,6 +62,7 @@ class Assistant:
         self.pipeline = pipeline
         self.settings = settings
         self.closed = False
+        self._summaries: DocumentSummaries | None = None
 
     @classmethod
     def from_parts(cls, parts: Parts) -> Assistant:
@@ -211,6 +215,71 @@ class Assistant:
     def embeddings(self, collection: str | None = None) -> Embeddings:
         """The embedder a collection was indexed with."""
         return self.index.embeddings_for(self._collection(collection))
+
+    # Summaries -------------------------------------------------------------------------
+
+    def summarize(
+        self,
+        target: str | None = None,
+        *,
+        collection: str | None = None,
+        focus: str | None = None,
+        refresh: bool = False,
+        user_id: str = "default",
+    ) -> DocumentSummary:
+        """A short summary of a document or, with no `target`, of a whole collection; every sentence
+        carries the citation of the section it came from ("policy.md › Leave"), `.text()` shows it.
+
+        `target`: a document as its answers cite it ("policy.md", "legal/policy.md") or the path of
+        an ingested file; a file that was never ingested is read and summarised, and not stored.
+        A document's summary is stored with it and served from there until the document changes
+        (then made again); `refresh` makes it again now. `focus` ("obligations") steers it, stored
+        apart. The large model is asked only for sections the local one could not summarise with
+        backed sentences, and only where an answer could use it (never for a local-only collection);
+        each call is in `escalations()`. Unknown names raise an error that suggests the closest ones."""
+        return self.summary_report(target, collection=collection, focus=focus, refresh=refresh, user_id=user_id).summary
+
+    def summary_report(
+        self,
+        target: str | None = None,
+        *,
+        collection: str | None = None,
+        focus: str | None = None,
+        refresh: bool = False,
+        user_id: str = "default",
+    ) -> SummaryReport:
+        """`summarize`, with where the summary came from: the document or collection, whether it was
+        served from the store and when it was made."""
+        check_text("user id", user_id)
+        if target is not None:
+            check_text("document", target)
+        return self._document_summaries().summarize(
+            target,
+            collection=check_collection_name(collection) if collection else None,
+            default_collection=lambda: self._collection(None),
+            focus=focus,
+            refresh=refresh,
+            user_id=user_id,
+        )
+
+    def _document_summaries(self) -> DocumentSummaries:
+        if self._summaries is None:
+            from assistant.summaries import DocumentSummaries
+
+            def make(
+                embeddings: Embeddings, collection: str | None, local_only: bool, user_id: str
+            ) -> DocumentSummarizer:
+                return build_document_summarizer(
+                    self.settings,
+                    self.pipeline,
+                    embeddings,
+                    collection=collection,
+                    local_only=local_only,
+                    user_id=user_id,
+                )
+
+            self._summaries = DocumentSummaries(self.index, make)
+        return self._summaries
 
     # Conversation ----------------------------------------------------------------------
 

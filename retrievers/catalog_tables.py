@@ -21,7 +21,7 @@ from sqlalchemy import (
     false,
 )
 
-__all__ = ["chunks", "collections", "documents", "ingest_jobs", "metadata"]
+__all__ = ["chunks", "collections", "document_summaries", "documents", "ingest_jobs", "metadata"]
 
 metadata = MetaData()
 
@@ -79,6 +79,24 @@ chunks = Table(
     Column("state", String(8), nullable=False),  # live | pending | deleting
     Index("ix_chunks_document", "document_id"),
     Index("ix_chunks_state", "collection_id", "state"),
+)
+
+document_summaries = Table(
+    "document_summaries",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("collection_id", ForeignKey("collections.id", ondelete="CASCADE"), nullable=False),
+    # NULL: the collection's summary, merged from its documents' summaries.
+    Column("document_id", ForeignKey("documents.id", ondelete="CASCADE"), nullable=True),
+    # The document's file hash when summarised (a collection's: a digest of its documents' hashes):
+    # a summary whose hash no longer matches is stale, and is rebuilt instead of shown.
+    Column("file_hash", String(64), nullable=False),
+    Column("focus", String(512), nullable=False),  # "" for none
+    Column("summary", JSON, nullable=False),  # chains.document_summary.DocumentSummary as JSON
+    Column("models", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("document_id", "focus"),
+    Index("ix_document_summaries_collection", "collection_id", "document_id"),
 )
 
 ingest_jobs = Table(

@@ -4,6 +4,14 @@ The extension is a claim; the content decides. A `.pdf` that does not start with
 `%PDF-` is not parsed as a PDF, a file without an extension that holds HTML is read
 as HTML, UTF-16 and UTF-32 text (with or without a byte order mark) is read as text,
 and binary content of a kind we do not read is skipped, not decoded.
+
+Office packages are ZIP files told apart by their members (`xl/workbook.xml` is a
+workbook, `ppt/presentation.xml` a slide deck, `word/document.xml` a Word document,
+a `mimetype` member an EPUB or OpenDocument text); images by their signature; an
+e-mail by the RFC 5322 header lines it starts with, a mailbox by its "From " line.
+A file that claims an office kind by its extension but holds something else (an
+encrypted Office file is an OLE container, not a ZIP) keeps its claimed kind, so
+that its parser names what is wrong instead of the file being skipped as binary.
 """
 
 from __future__ import annotations
@@ -11,7 +19,9 @@ from __future__ import annotations
 import codecs
 import io
 import json
+import re
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,6 +45,18 @@ _BY_SUFFIX = {
     ".json": "json",
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
+    ".xlsx": "xlsx",
+    ".xlsm": "xlsx",
+    ".pptx": "pptx",
+    ".eml": "eml",
+    ".mbox": "mbox",
+    ".epub": "epub",
+    ".odt": "odt",
+    ".png": "image",
+    ".jpg": "image",
+    ".jpeg": "image",
+    ".tif": "image",
+    ".tiff": "image",
 }
 KINDS = frozenset(_BY_SUFFIX.values())
 _HEAD = 8192
@@ -48,18 +70,77 @@ _BOMS = (
 _WIDE = (("utf-32-le", 4), ("utf-32-be", 4), ("utf-16-le", 2), ("utf-16-be", 2))
 
 
+# Binary document kinds whose claim (the extension) stands when the content is not what
+# it claims: their parsers say what is wrong ("is not a readable XLSX ..."). A claimed
+# e-mail or mailbox holding binary content stands too.
+_PACKAGES = frozenset({"pdf", "docx", "xlsx", "pptx", "epub", "odt"})
+_ZIP_MEMBERS = (("word/document.xml", "docx"), ("xl/workbook.xml", "xlsx"), ("ppt/presentation.xml", "pptx"))
+_ZIP_MIMETYPES = {"application/epub+zip": "epub", "application/vnd.oasis.opendocument.text": "odt"}
+_MAIL_HEADERS = frozenset(
+    {"from", "to", "cc", "subject", "date", "message-id", "mime-version", "received", "return-path", "reply-to"}
+)
+_HEADER_LINE = re.compile(rb"([A-Za-z][A-Za-z0-9-]*):[ \t]?")
+
+
+def _zip_kind(data: bytes) -> str:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = set(archive.namelist())
+            for member, kind in _ZIP_MEMBERS:
+                if member in names:
+                    return kind
+            if "mimetype" in names:
+                with archive.open("mimetype") as member_file:
+                    mimetype = member_file.read(100).decode("ascii", "replace").strip()
+                return _ZIP_MIMETYPES.get(mimetype, BINARY)
+    except (zipfile.BadZipFile, OSError, RuntimeError, ValueError, NotImplementedError):
+        pass
+    return BINARY
+
+
+def _image(data: bytes) -> str | None:
+    """ "image" for a PNG, JPEG or TIFF whose header is whole; BINARY for one whose header
+    is cut short or damaged (a PNG's header chunk carries a checksum): nothing to read."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        # The signature, then the IHDR chunk: length 13, type, width, height, depth ..., CRC.
+        header = data[12:29]
+        whole = len(data) >= 33 and data[8:16] == b"\x00\x00\x00\rIHDR"
+        return "image" if whole and zlib.crc32(header) == int.from_bytes(data[29:33], "big") else BINARY
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image" if len(data) >= 128 and data[3] >= 0xC0 else BINARY
+    if data.startswith((b"II*\x00", b"MM\x00*")):
+        first_ifd = int.from_bytes(data[4:8], "little" if data[:2] == b"II" else "big")
+        return "image" if 8 <= first_ifd < len(data) else BINARY
+    return None
+
+
 def _magic(data: bytes) -> str | None:
     if data.startswith(b"%PDF-"):
         return "pdf"
     if data.startswith(b"PK\x03\x04"):
-        try:
-            with zipfile.ZipFile(io.BytesIO(data)) as archive:
-                if "word/document.xml" in archive.namelist():
-                    return "docx"
-        except zipfile.BadZipFile:
-            pass
-        return BINARY
-    return None
+        return _zip_kind(data)
+    return _image(data)
+
+
+def _mail_kind(data: bytes) -> str | None:
+    """ "mbox" for a first line "From " followed by header lines, "eml" for a message
+    whose header block (before the first blank line) has at least two of the usual
+    RFC 5322 header fields; None otherwise."""
+    lines = data[:_HEAD].replace(b"\r\n", b"\n").split(b"\n")
+    kind = "eml"
+    if lines and lines[0].startswith(b"From ") and not lines[0].startswith(b"From: "):
+        kind, lines = "mbox", lines[1:]
+    seen: set[str] = set()
+    for line in lines[:-1]:  # the last may be cut off by _HEAD
+        if not line.strip():
+            break
+        if line[:1] in (b" ", b"\t"):
+            continue  # a folded header's continuation
+        match = _HEADER_LINE.match(line)
+        if match is None:
+            return None  # not a header block
+        seen.add(match.group(1).decode("ascii").lower())
+    return kind if len(seen & _MAIL_HEADERS) >= 2 else None
 
 
 def _controls(text: str) -> float:
@@ -134,20 +215,24 @@ def _sniff_text(head: str, whole: Callable[[], str]) -> str:
 def detect_kind(path: Path, data: bytes) -> str:
     """One of KINDS, or BINARY for content we cannot read as any of them.
 
-    A `.pdf` or `.docx` whose content is something else keeps its claimed kind, so
-    that the parser reports the mismatch by name.
+    A `.pdf`, `.docx` or other office file (see _PACKAGES) whose content is something
+    else keeps its claimed kind, so that the parser reports the mismatch by name.
     """
     claimed = _BY_SUFFIX.get(path.suffix.lower())
     found = _magic(data)
-    if found in ("pdf", "docx"):
+    if found is not None and found != BINARY:
         return found
-    if claimed in ("pdf", "docx"):
-        return claimed  # its parser reports that the content is not a real PDF or DOCX
-    if found == BINARY:
-        return BINARY
+    if claimed in _PACKAGES:
+        return claimed  # its parser reports that the content is not a real PDF, DOCX, XLSX ...
     codec = text_encoding(data)
-    if codec == "utf-8-sig" and _looks_binary(data):
-        return BINARY
+    if found == BINARY or (codec == "utf-8-sig" and _looks_binary(data)):
+        return claimed if claimed in ("eml", "mbox") else BINARY  # its parser says it is no e-mail
+    # A saved message may come without an extension or as .txt; other text kinds keep
+    # their claim (a Markdown file may start with "Title:" and "Date:" lines).
+    if claimed in (None, "txt", "eml", "mbox") and codec == "utf-8-sig":
+        mail = _mail_kind(data)
+        if mail:
+            return mail
     if claimed:
         return claimed
     head = codecs.getincrementaldecoder(codec)(errors="replace").decode(data[:_HEAD], final=False)

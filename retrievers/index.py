@@ -32,7 +32,7 @@ from retrievers.ingest import Ingestor
 from retrievers.keyword_index import KeywordIndex
 from retrievers.keywords import KeywordScheme
 from retrievers.lease import CollectionLease
-from retrievers.ledger import Ledger
+from retrievers.ledger import ChunkRow, DocumentRow, Ledger
 from retrievers.naming import (
     check_collection_name,
     check_new_collection_name,
@@ -48,6 +48,7 @@ from retrievers.retriever import PassageRetriever
 from retrievers.search import HybridSearch
 from retrievers.splitter import TokenSplitter, embedding_text
 from retrievers.store import ChunkStore
+from retrievers.summaries import SummaryStore
 
 __all__ = ["DocumentIndex", "IndexCheck", "ReindexReport"]
 
@@ -126,6 +127,7 @@ class DocumentIndex:
         self.catalog = Catalog(db, self.keywords)
         self.ledger = Ledger(db, self.keywords)
         self.lease = CollectionLease(db)
+        self.summaries = SummaryStore(db)
         self.store = store
         self.embedders = embedders
         self.document_settings = documents or DocumentSettings()
@@ -224,6 +226,15 @@ class DocumentIndex:
         col = self.catalog.require(check_collection_name(name))
         found = self.store.texts(self.store.get(col.chroma_name), chunk_ids) if chunk_ids else {}
         return [found[i] for i in chunk_ids if i in found]
+
+    def documents(self, name: str) -> tuple[CollectionRow, list[DocumentRow]]:
+        """The collection and its complete documents, by source (for summaries)."""
+        col = self.catalog.require(check_collection_name(name))
+        return col, sorted(self.ledger.documents(col.id).values(), key=lambda d: d.source)
+
+    def document_chunks(self, col: CollectionRow, document_id: int) -> list[ChunkRow]:
+        """A document's live chunks in document order: their texts and metadata (location, heading...)."""
+        return self.ledger.document_chunks(col.id, document_id)
 
     def embeddings_for(self, name: str) -> Embeddings:
         return self.searcher.embeddings_for(name)

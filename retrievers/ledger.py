@@ -23,8 +23,9 @@ its old hash, so it is simply done again), and so are kept ones that the run did
 claim (`forget_unfinished` at its end).
 
 The keyword index (retrievers.keyword_index) is written inside step 3 and document
-removals: a chunk is in it exactly while it is live. Transactions and their retry are
-memory.db's `Database`.
+removals: a chunk is in it exactly while it is live. A document's stored summaries
+(retrievers.summaries) go in the same transaction as its new version, move or removal.
+Transactions and their retry are memory.db's `Database`.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from sqlalchemy import Connection, and_, delete, func, insert, select, update
 from memory.db import Database
 from retrievers.catalog_tables import chunks, documents
 from retrievers.keyword_index import KeywordIndex, KeywordRow
+from retrievers.summaries import remove_document_summaries
 
 __all__ = ["DELETING", "LIVE", "PENDING", "ChunkRow", "DocumentRow", "Ledger", "StagedDocument"]
 
@@ -126,6 +128,20 @@ class Ledger:
 
     def live_chunks(self, collection_id: int, document_ids: Sequence[int]) -> dict[int, list[ChunkRow]]:
         return self._chunks(collection_id, document_ids, LIVE)
+
+    def document_chunks(self, collection_id: int, document_id: int) -> list[ChunkRow]:
+        """The live chunks of one document in document order (for its summary's sections)."""
+        with self.db.read_rows() as conn:
+            rows = conn.execute(
+                select(chunks)
+                .where(
+                    chunks.c.collection_id == collection_id,
+                    chunks.c.document_id == document_id,
+                    chunks.c.state == LIVE,
+                )
+                .order_by(chunks.c.seq)
+            ).all()
+        return [_chunk(r) for r in rows]
 
     def pending_chunks(self, collection_id: int, document_ids: Sequence[int]) -> dict[int, list[ChunkRow]]:
         """Chunks an interrupted run wrote and kept for resuming (see the module's protocol)."""
@@ -318,6 +334,8 @@ class Ledger:
                         .where(chunks.c.collection_id == collection_id, chunks.c.id == c.id)
                         .values(seq=c.seq, meta=c.meta)
                     )
+                assert doc.document_id is not None  # set by `stage`
+                remove_document_summaries(conn, doc.document_id)  # made from the version replaced
                 conn.execute(
                     update(documents)
                     .where(documents.c.id == doc.document_id)
@@ -380,6 +398,7 @@ class Ledger:
                 .where(documents.c.id == document_id)
                 .values(path=path, source=source, updated_at=updated)
             )
+            remove_document_summaries(conn, document_id)  # their citations name the old source
             for chunk_id, meta in metas.items():
                 conn.execute(
                     update(chunks).where(chunks.c.document_id == document_id, chunks.c.id == chunk_id).values(meta=meta)
@@ -394,6 +413,7 @@ class Ledger:
             conn.execute(
                 delete(chunks).where(chunks.c.collection_id == collection_id, chunks.c.document_id == document_id)
             )
+            remove_document_summaries(conn, document_id)
             conn.execute(delete(documents).where(documents.c.id == document_id))
 
         self.db.write_rows(work)

@@ -1,8 +1,15 @@
 """Parse one document's bytes into sections: text plus where it sits.
 
+PARSERS maps each kind of retrievers.detect to its parser: plain text, Markdown,
+reStructuredText, HTML, PDF, DOCX, CSV, JSON and JSON Lines here and in the modules
+named below; XLSX (retrievers.sheets), PPTX (retrievers.slides), EML and MBOX
+(retrievers.mail, whose attachments are parsed through PARSERS again), EPUB and ODT
+(retrievers.books), and images read by OCR (retrievers.images).
+
 Each section is a LangChain `Document` whose metadata holds `location`, what a
-citation shows ("Maintenance › Service intervals", "page 2", "row 14", "line 12"),
-and, where known, `heading`, `page`, `row` or `line_start`. Parsers work on bytes
+citation shows ("Maintenance › Service intervals", "page 2", "row 14", "line 12",
+"Rates › row 14", "slide 4 › Pricing", "message 2 › attachment report.pdf › page 1"),
+and, where known, `heading`, `page`, `row`, `sheet`, `slide`, `attachment` or `line_start`. Parsers work on bytes
 already read (and hashed) by the ingestor, so the text indexed is exactly the
 content whose hash is recorded. A document that cannot be parsed raises
 InputFileError naming the file and the reason; a part of it left out (a JSON Lines
@@ -19,11 +26,15 @@ from pathlib import Path
 from langchain_core.documents import Document
 
 from assistant.settings import DocumentSettings
+from retrievers.books import parse_epub, parse_odt
 from retrievers.html import parse_html
+from retrievers.mail import parse_eml, parse_mbox
 from retrievers.office import parse_docx
 from retrievers.pdf import parse_pdf
 from retrievers.records import parse_csv, parse_json, parse_jsonl
 from retrievers.sections import HeadingSections, decode, section
+from retrievers.sheets import parse_xlsx
+from retrievers.slides import parse_pptx
 
 __all__ = ["PARSERS", "parse"]
 
@@ -89,6 +100,21 @@ def parse_rst(path: Path, data: bytes, options: DocumentSettings, notes: list[st
     return out.done()
 
 
+def parse_image(path: Path, data: bytes, options: DocumentSettings, notes: list[str]) -> list[Document]:
+    """PNG, JPEG and TIFF files through OCR (imported when one is read: it loads Pillow)."""
+    from retrievers.images import parse_image as read_image
+
+    return read_image(path, data, options, notes)
+
+
+def parse_email(path: Path, data: bytes, options: DocumentSettings, notes: list[str]) -> list[Document]:
+    return parse_eml(path, data, options, notes, PARSERS)  # attachments: by their own kind's parser
+
+
+def parse_mailbox(path: Path, data: bytes, options: DocumentSettings, notes: list[str]) -> list[Document]:
+    return parse_mbox(path, data, options, notes, PARSERS)
+
+
 PARSERS: dict[str, Callable[[Path, bytes, DocumentSettings, list[str]], list[Document]]] = {
     "txt": parse_text,
     "md": parse_markdown,
@@ -99,6 +125,13 @@ PARSERS: dict[str, Callable[[Path, bytes, DocumentSettings, list[str]], list[Doc
     "csv": parse_csv,
     "json": parse_json,
     "jsonl": parse_jsonl,
+    "xlsx": parse_xlsx,
+    "pptx": parse_pptx,
+    "eml": parse_email,
+    "mbox": parse_mailbox,
+    "epub": parse_epub,
+    "odt": parse_odt,
+    "image": parse_image,
 }
 
 

@@ -4,7 +4,9 @@ clean, bound and split it; any failure there is that file's reported failure.
 A decode error, JSON nested past the recursion limit, text over the size limits, a
 parser or a user's loader raising on one odd file: each becomes a FileIssue naming the
 file and the reason, and the run goes on. Files are parsed a few ahead in a background
-thread (`parse_ahead`) while the ingest embeds and writes. Settings: DocumentSettings.
+thread (`parse_ahead`) while the ingest embeds and writes; what a slow parser is doing
+meanwhile (OCR, page by page) is handed to the ingest as it goes (retrievers.activity).
+Settings: DocumentSettings.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import hashlib
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +26,7 @@ from langchain_core.documents import Document
 
 from assistant.errors import AssistantError, InputFileError
 from assistant.settings import DocumentSettings
+from retrievers.activity import Channel, tallying, watching
 from retrievers.ledger import DocumentRow
 from retrievers.limits import check_size, clean_sections
 from retrievers.loaders import parse
@@ -57,6 +61,8 @@ class Candidate:
 class Parsed:
     chunks: list[Document]
     notes: list[str]  # parts of the file left out (invalid JSON Lines lines, records without text)
+    ocr_pages: int = 0  # pages read with OCR
+    ocr_seconds: float = 0.0  # the time they took
 
 
 class FileReader:
@@ -75,6 +81,13 @@ class FileReader:
         self.loaders = loaders
 
     def parse(self, candidate: Candidate) -> Parsed | FileIssue:
+        with tallying() as tally:
+            parsed = self._parse(candidate)
+        if isinstance(parsed, Parsed) and tally.ocr_pages:
+            return Parsed(parsed.chunks, parsed.notes, tally.ocr_pages, tally.ocr_seconds)
+        return parsed
+
+    def _parse(self, candidate: Candidate) -> Parsed | FileIssue:
         path, source = candidate.path, candidate.source
         notes: list[str] = []
         try:
@@ -126,19 +139,26 @@ class FileReader:
         waiting: Callable[[], None],
         every_s: float,
         starting: Callable[[Candidate], None] | None = None,
+        active: Callable[[Candidate, str], None] | None = None,
+        poll_s: float = 0.5,
     ) -> Iterator[tuple[Candidate, Parsed | FileIssue]]:
         """Parse results in order, produced a few files ahead by a background thread;
         `starting` is called (in the caller's thread) before the wait for each file's
-        result, and `waiting` every `every_s` seconds while it is not ready."""
+        result, `waiting` every `every_s` seconds while it is not ready, and `active`
+        with what its parser says it is doing (retrievers.activity), looked at every
+        `poll_s` seconds of the wait."""
         results: queue.Queue[Any] = queue.Queue(maxsize=4)  # a few files: each may hold millions of characters
         stop = threading.Event()
+        channel = Channel()
 
         def work() -> None:
             try:
-                for candidate in candidates:
-                    if stop.is_set():
-                        return
-                    results.put((candidate, self.parse(candidate)))
+                with watching(channel):
+                    for candidate in candidates:
+                        if stop.is_set():
+                            return
+                        channel.begin(candidate.source)
+                        results.put((candidate, self.parse(candidate)))
             except BaseException as exc:  # handed to the main thread, which raises it
                 results.put(exc)
 
@@ -148,12 +168,17 @@ class FileReader:
             for candidate in candidates:  # the thread puts one result per candidate, in order
                 if starting:
                     starting(candidate)
+                waited_since = time.monotonic()
                 while True:
                     try:
-                        item = results.get(timeout=every_s)
+                        item = results.get(timeout=min(every_s, poll_s) if active else every_s)
                         break
                     except queue.Empty:
-                        waiting()
+                        if active and (said := channel.take(candidate.source)) is not None:
+                            active(candidate, said)
+                        if not active or time.monotonic() - waited_since >= every_s:
+                            waiting()
+                            waited_since = time.monotonic()
                 if isinstance(item, BaseException):
                     raise item
                 yield item

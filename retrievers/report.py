@@ -1,7 +1,8 @@
 """What an ingestion run reports: per-file outcomes, chunk counts and progress events.
 
 A run moves through phases, sent with every progress event: SCANNING the folder
-(hashing what changed), then per file READING (parsed and split), and per batch of
+(hashing what changed), then per file READING (parsed and split; a slow parser, such as
+OCR page by page, sends READING events with its `activity`), and per batch of
 chunks LOADING_EMBEDDER (the run's first embedding call, which loads the model if this
 process has not yet), EMBEDDING (after every `embedding_batch_size` chunks) and WRITING.
 """
@@ -53,6 +54,16 @@ class IngestReport:
     seconds: float = 0.0
     recovered: int = 0  # chunks of an interrupted earlier run, cleaned up or kept to resume
     chunks_resumed: int = 0  # chunks an interrupted earlier run had written, not embedded again
+    kinds: dict[str, int] = field(default_factory=dict)  # files indexed in this run (new, changed) by kind
+    ocr_pages: int = 0  # pages of those files read with OCR (scanned PDF pages, images)
+    ocr_seconds: float = 0.0  # the time OCR took on them
+
+    def count_kind(self, kind: str) -> None:
+        self.kinds[kind] = self.kinds.get(kind, 0) + 1
+
+    @property
+    def ocr_seconds_per_page(self) -> float:
+        return self.ocr_seconds / self.ocr_pages if self.ocr_pages else 0.0
 
     @property
     def files_added(self) -> int:
@@ -68,10 +79,16 @@ class IngestReport:
             f"{self.collection}: files {self.files_new} new, {self.files_changed} changed, "
             f"{self.files_unchanged} unchanged, {self.files_moved} moved, {self.files_removed} removed, "
             f"{len(self.files_failed)} failed, {len(self.files_skipped)} skipped"
-            f"{f', {len(self.files_partial)} partly indexed' if self.files_partial else ''}; "
+            f"{f', {len(self.files_partial)} partly indexed' if self.files_partial else ''}"
+            f"{f' ({self._kinds_text()})' if self.kinds else ''}; "
+            f"{f'OCR {self.ocr_pages} pages, {self.ocr_seconds_per_page:.1f} s/page; ' if self.ocr_pages else ''}"
             f"chunks {self.chunks_added} added, "
             f"{self.chunks_deleted} deleted, {self.chunks_total} in the collection; {self.seconds:.1f}s"
         )
+
+    def _kinds_text(self) -> str:
+        """ "2 pdf, 1 xlsx, 1 image": the most frequent kind first."""
+        return ", ".join(f"{n} {kind}" for kind, n in sorted(self.kinds.items(), key=lambda item: (-item[1], item[0])))
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -85,12 +102,18 @@ class IngestReport:
                 "failed": [issue.__dict__ for issue in self.files_failed],
                 "skipped": [issue.__dict__ for issue in self.files_skipped],
                 "partial": [issue.__dict__ for issue in self.files_partial],
+                "kinds": dict(self.kinds),
             },
             "chunks": {
                 "added": self.chunks_added,
                 "deleted": self.chunks_deleted,
                 "total": self.chunks_total,
                 "resumed": self.chunks_resumed,
+            },
+            "ocr": {
+                "pages": self.ocr_pages,
+                "seconds": round(self.ocr_seconds, 3),
+                "seconds_per_page": round(self.ocr_seconds_per_page, 3),
             },
             "seconds": round(self.seconds, 3),
         }
@@ -113,3 +136,4 @@ class IngestProgress:
     batch_done: int = 0  # chunks of the batch at work embedded so far
     batch_total: int = 0  # chunks in that batch
     unit: str = "files"  # what files_done and files_total count
+    activity: str = ""  # READING: what the parser is doing ("OCR page 3 (3/50) · 2.1 s/page")

@@ -5,8 +5,10 @@ and commit a document once all its chunks are written.
 Chunks are embedded and written `batch_chunks` at a time whatever the files' sizes, the
 lease renewed after each batch, so a large file makes progress, reports it, and resumes
 after a kill. A file whose text the embedder refuses is reported; the others go on.
-Progress is sent as each file starts being read, after every `embed_chunks` chunks
-embedded, and as each batch is written (retrievers.report has the phases).
+Progress is sent as each file starts being read, as its parser says what it is doing
+(OCR page by page), after every `embed_chunks` chunks embedded, and as each batch is
+written (retrievers.report has the phases). The report counts the files indexed by kind
+and the pages read with OCR.
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ class _Open:
     doc: StagedDocument
     notes: list[str]
     waiting: int  # its chunks not yet embedded and written
+    ocr_pages: int = 0
+    ocr_seconds: float = 0.0
 
 
 class DocumentWriter:
@@ -98,13 +102,21 @@ class DocumentWriter:
         embedded = False  # the run's first embedding call loads the model
         path = ""
 
-        def progress(phase: str, batch_done: int = 0, batch_total: int = 0) -> None:
+        def progress(phase: str, batch_done: int = 0, batch_total: int = 0, activity: str = "") -> None:
             if on_progress:
                 elapsed = max(time.perf_counter() - started, 1e-6)
                 rate = report.chunks_added / elapsed
                 on_progress(
                     IngestProgress(
-                        done, len(candidates), report.chunks_added, rate, path, phase, batch_done, batch_total
+                        done,
+                        len(candidates),
+                        report.chunks_added,
+                        rate,
+                        path,
+                        phase,
+                        batch_done,
+                        batch_total,
+                        activity=activity,
                     )
                 )
 
@@ -139,8 +151,14 @@ class DocumentWriter:
             path = candidate.source
             progress(READING)
 
+        def active(candidate: Candidate, text: str) -> None:
+            nonlocal path
+            path = candidate.source
+            progress(READING, activity=text)
+
         every_s = min(30.0, holding.ttl_s / 4)
-        for candidate, parsed in self.reader.parse_ahead(candidates, holding.renew, every_s, reading):
+        parsing = self.reader.parse_ahead(candidates, holding.renew, every_s, reading, active if on_progress else None)
+        for candidate, parsed in parsing:
             path = str(candidate.source)
             if isinstance(parsed, FileIssue):
                 done += 1
@@ -151,7 +169,7 @@ class DocumentWriter:
             doc = self._stage(col, candidate, parsed.chunks, keys, leftovers)
             report.chunks_resumed += len(doc.resumed)
             todo = [c for c in doc.chunks if c.id in doc.fresh_ids and c.id not in doc.resumed]
-            item = _Open(candidate, doc, parsed.notes, len(todo))
+            item = _Open(candidate, doc, parsed.notes, len(todo), parsed.ocr_pages, parsed.ocr_seconds)
             opened.append(item)
             queued.extend((item, c) for c in todo)
             while len(queued) >= self.batch_chunks:
@@ -287,5 +305,8 @@ class DocumentWriter:
                 report.files_new += 1
             else:
                 report.files_changed += 1
+            report.count_kind(item.candidate.kind)
+            report.ocr_pages += item.ocr_pages
+            report.ocr_seconds += item.ocr_seconds
             if item.notes:
                 report.files_partial.append(FileIssue(item.candidate.source, "; ".join(item.notes)))

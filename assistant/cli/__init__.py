@@ -1,13 +1,13 @@
 """The `assistant` command: parse arguments, load settings, call the library.
 
 One module a product: documents (ingest, reindex, collections), questions (ask,
-chat), memory (sessions, memory, users, escalations, db), info (info, init: where
-the data lives), serve (serve, keys) and eval (eval ..., with eval_quality and
-review). What they share, and the one place our errors become exit codes, is
-cli.support; progress draws the ingest bar, turn_display the status line and a
-reply, repl the chat loop, session_ids the ids of new sessions. `serve` and most
-of `eval` need an extra (`assistant[server]`, `assistant[eval]`) and say so when it
-is missing.
+chat), summarize (a document's or a collection's summary), memory (sessions,
+memory, users, escalations, db), info (info, init: where the data lives), serve
+(serve, keys) and eval (eval ..., with eval_quality and review). What they share,
+and the one place our errors become exit codes, is cli.support; progress draws the
+ingest bar, turn_display the status line and a reply, repl the chat loop,
+session_ids the ids of new sessions. `serve` and most of `eval` need an extra
+(`assistant[server]`, `assistant[eval]`) and say so when it is missing.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from assistant.cli.memory import db, escalations, memory, sessions, users
 from assistant.cli.questions import ask, chat
 from assistant.cli.review import review
 from assistant.cli.serve import keys, serve
+from assistant.cli.summarize import summarize
 
 __all__ = ["cli", "main"]
 
@@ -57,6 +58,7 @@ for _command in (
     reindex,
     ask,
     chat,
+    summarize,
     collections,
     sessions,
     memory,

@@ -2,7 +2,8 @@
 
 It follows the run's IngestProgress events (retrievers.report): the phase, the file at
 work, files (or, reindexing, chunks) done of the total, the chunks of the batch at work
-and the chunks written. It is drawn only when stderr is a terminal, so piped or --json
+and the chunks written; while a slow parser works, what it is doing instead ("OCR page 3
+(3/50) · 2.1 s/page"). It is drawn only when stderr is a terminal, so piped or --json
 output carries nothing extra. Imports rich only when a bar is made.
 """
 
@@ -53,6 +54,7 @@ def follow(progress: Progress) -> Callable[[IngestProgress], None]:
     def show(event: IngestProgress) -> None:
         batch = f"batch {event.batch_done}/{event.batch_total} · " if event.batch_total else ""
         rate = f" · {event.chunks_per_second:.0f}/s" if event.chunks_added else ""
+        written = f"{batch}{event.chunks_added} chunks written{rate}"
         progress.update(
             task,
             total=event.files_total or None,  # unknown while scanning: the bar pulses
@@ -60,7 +62,7 @@ def follow(progress: Progress) -> Callable[[IngestProgress], None]:
             description=Path(event.path).name[:28],
             phase=event.phase,
             unit=event.unit,
-            chunks=f"{batch}{event.chunks_added} chunks written{rate}",
+            chunks=event.activity or written,
             refresh=True,  # every event drawn: a batch can take less than the auto-refresh interval
         )
 
