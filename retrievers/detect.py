@@ -21,7 +21,6 @@ import io
 import json
 import re
 import zipfile
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -99,18 +98,10 @@ def _zip_kind(data: bytes) -> str:
 
 
 def _image(data: bytes) -> str | None:
-    """ "image" for a PNG, JPEG or TIFF whose header is whole; BINARY for one whose header
-    is cut short or damaged (a PNG's header chunk carries a checksum): nothing to read."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        # The signature, then the IHDR chunk: length 13, type, width, height, depth ..., CRC.
-        header = data[12:29]
-        whole = len(data) >= 33 and data[8:16] == b"\x00\x00\x00\rIHDR"
-        return "image" if whole and zlib.crc32(header) == int.from_bytes(data[29:33], "big") else BINARY
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image" if len(data) >= 128 and data[3] >= 0xC0 else BINARY
-    if data.startswith((b"II*\x00", b"MM\x00*")):
-        first_ifd = int.from_bytes(data[4:8], "little" if data[:2] == b"II" else "big")
-        return "image" if 8 <= first_ifd < len(data) else BINARY
+    """ "image" for content that starts as a PNG, JPEG or TIFF does (a damaged one
+    included: its parser says what is wrong with it), else None."""
+    if data.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*")):
+        return "image"
     return None
 
 
@@ -226,7 +217,10 @@ def detect_kind(path: Path, data: bytes) -> str:
         return claimed  # its parser reports that the content is not a real PDF, DOCX, XLSX ...
     codec = text_encoding(data)
     if found == BINARY or (codec == "utf-8-sig" and _looks_binary(data)):
-        return claimed if claimed in ("eml", "mbox") else BINARY  # its parser says it is no e-mail
+        # Its parser says it is no e-mail, or no readable image.
+        return claimed if claimed in ("eml", "mbox", "image") else BINARY
+    if claimed == "image":
+        claimed = None  # text named .png: the content decides
     # A saved message may come without an extension or as .txt; other text kinds keep
     # their claim (a Markdown file may start with "Title:" and "Date:" lines).
     if claimed in (None, "txt", "eml", "mbox") and codec == "utf-8-sig":

@@ -61,7 +61,9 @@ def parse_image(path: Path, data: bytes, options: DocumentSettings, notes: list[
         image = PILImage.open(io.BytesIO(data))
         image.load()  # decodes the first page: a truncated or corrupt file fails here
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, PILImage.DecompressionBombError) as exc:
-        raise InputFileError(str(path), f"{unreadable} ({exc}); open it in an image viewer and re-save it") from None
+        # Pillow names its in-memory buffer ("cannot identify image file <_io.BytesIO ...>"): not for users.
+        why = "its content is not an image Pillow recognises" if isinstance(exc, UnidentifiedImageError) else exc
+        raise InputFileError(str(path), f"{unreadable} ({why}); open it in an image viewer and re-save it") from None
     if image.format not in _READ:
         raise InputFileError(str(path), f"is a {image.format} image, not PNG, JPEG or TIFF; save it as PNG to index it")
     frames: int = getattr(image, "n_frames", 1)

@@ -178,6 +178,8 @@ def parse_eml(
     path: Path, data: bytes, options: DocumentSettings, notes: list[str], parsers: Mapping[str, Parser]
 ) -> list[Document]:
     """One message; its attachments are read by `parsers` (retrievers.loaders.PARSERS)."""
+    if not data.strip():
+        raise InputFileError(str(path), "is empty: no message in it; save the message again from the mail program")
     message = _read(data)
     if _not_mail(message) or b"\x00" in data[:8192]:
         raise InputFileError(

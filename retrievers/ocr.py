@@ -13,6 +13,7 @@ are named in one note that says what to install or set, and nothing is read.
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from collections import ChainMap
@@ -129,7 +130,38 @@ def ocr_image(image: Image, languages: str, timeout_s: float | None = None) -> s
     # Handed to Tesseract as binary PGM, uncompressed: a PNG of a 300 dpi page takes a while to write.
     gray.format = "PPM"
     text = pytesseract.image_to_string(gray, lang=languages, timeout=timeout_s or PAGE_TIMEOUT_S)
-    return "\n".join(line.rstrip() for line in text.replace("\f", "\n").strip().splitlines())
+    return reflow(text.replace("\f", "\n"))
+
+
+_LIST_START = re.compile(r"^\s*(?:[-*•·]|\(?\d{1,3}[.)]|\(?[a-z][.)])\s+")
+_BROKEN_WORD = re.compile(r"[A-Za-z]-$")
+
+
+def reflow(text: str) -> str:
+    """Tesseract's lines joined into paragraphs: it breaks lines where the page did, which
+    mid-sentence would cut a quoted sentence before its figure ("capped" | "at EUR 250,000").
+    A blank line (Tesseract's block break) or a list item starts a new line; a word
+    hyphenated at a line end is joined again."""
+    paragraphs: list[str] = []
+    current = ""
+    for raw in text.splitlines():
+        line = " ".join(raw.split())
+        if not line or _LIST_START.match(line):
+            if current:
+                paragraphs.append(current)
+            current = line
+            if not line:
+                paragraphs.append("")
+            continue
+        if not current:
+            current = line
+        elif _BROKEN_WORD.search(current) and line[:1].islower():
+            current = current[:-1] + line
+        else:
+            current = f"{current} {line}"
+    if current:
+        paragraphs.append(current)
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(paragraphs)).strip()
 
 
 def _gray(image: Image) -> Image:

@@ -65,6 +65,12 @@ class IngestReport:
     def ocr_seconds_per_page(self) -> float:
         return self.ocr_seconds / self.ocr_pages if self.ocr_pages else 0.0
 
+    def _ocr_text(self) -> str:
+        if not self.ocr_pages:
+            return ""
+        pages = "1 page" if self.ocr_pages == 1 else f"{self.ocr_pages} pages"
+        return f"OCR {pages}, {self.ocr_seconds_per_page:.1f} s/page; "
+
     @property
     def files_added(self) -> int:
         return self.files_new + self.files_changed
@@ -81,7 +87,7 @@ class IngestReport:
             f"{len(self.files_failed)} failed, {len(self.files_skipped)} skipped"
             f"{f', {len(self.files_partial)} partly indexed' if self.files_partial else ''}"
             f"{f' ({self._kinds_text()})' if self.kinds else ''}; "
-            f"{f'OCR {self.ocr_pages} pages, {self.ocr_seconds_per_page:.1f} s/page; ' if self.ocr_pages else ''}"
+            f"{self._ocr_text()}"
             f"chunks {self.chunks_added} added, "
             f"{self.chunks_deleted} deleted, {self.chunks_total} in the collection; {self.seconds:.1f}s"
         )

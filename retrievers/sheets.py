@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -83,7 +84,38 @@ def parse_xlsx(path: Path, data: bytes, options: DocumentSettings, notes: list[s
         raise InputFileError(str(path), f"is not a readable XLSX ({exc}); re-save it from Excel") from None
     finally:
         book.close()
+    if unsaved := _formulas_without_values(data):
+        shown = ", ".join(unsaved[:5]) + (f" and {len(unsaved) - 5} more" if len(unsaved) > 5 else "")
+        notes.append(
+            f"{len(unsaved)} formula cell{'' if len(unsaved) == 1 else 's'} ({shown}) hold no saved value and "
+            "were left out: the program that wrote the file did not compute them; open and save it in Excel "
+            "or LibreOffice to index them"
+        )
     return sections
+
+
+# A cell whose formula has no cached value: <c r="D5"><f>B5*12</f></c> (or <f .../> shared).
+_UNSAVED_FORMULA = re.compile(
+    rb'<c r="([A-Z]{1,3}[0-9]+)"[^>]*>\s*<f\b[^>]*(?:/>|>[^<]*</f>)\s*(?:<v\s*/>|<v>\s*</v>)?\s*</c>'
+)
+
+
+def _formulas_without_values(data: bytes) -> list[str]:
+    """The cells (by reference) whose formula was stored without its computed value.
+
+    openpyxl reads those as empty, exactly like empty cells, so the sheets' XML is
+    looked at for them: files written by libraries (openpyxl, pandas) carry no values."""
+    import zipfile
+
+    found: list[str] = []
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            for name in archive.namelist():
+                if name.startswith("xl/worksheets/") and name.endswith(".xml"):
+                    found.extend(ref.decode() for ref in _UNSAVED_FORMULA.findall(archive.read(name)))
+    except (zipfile.BadZipFile, OSError, KeyError):
+        return []
+    return found
 
 
 def _sheet_rows(title: str, rows: Iterable[Sequence[object]]) -> list[Document]:

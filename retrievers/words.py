@@ -15,6 +15,8 @@ _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*[A-Za-z0-9]|[A-Za-z0-9]")
 _ENTITY = re.compile(r"\b(?:[A-Z][A-Za-z]*\d[A-Za-z0-9-]*|[A-Z]{2,}[A-Za-z0-9-]*)\b")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"“(])")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
+# Two or more "name: value" cells joined by "; " (retrievers.tables.row_line).
+_TABLE_ROW = re.compile(r"^[^:;]{1,80}: [^;]*(?:; [^:;]{1,80}: [^;]*)+$")
 
 REFERRING_WORDS = frozenset(
     "it its it's they them their theirs this that these those he she his her him one ones there".split()
@@ -45,13 +47,16 @@ def sentences(text: str) -> list[str]:
     """Sentences, with lines re-joined: PDF text breaks lines in mid-sentence.
 
     A blank line, a list item or a short line without final punctuation (a heading)
-    ends a unit of text; other line breaks are spaces.
+    ends a unit of text; other line breaks are spaces. A table row written with its
+    header ("Zone: 3; Rate: 4.50", retrievers.tables) is a unit of its own: quoted, it
+    is that row, not the table run together.
     """
     units: list[str] = []
     current: list[str] = []
     for line in text.splitlines():
         stripped = line.strip()
         is_heading = bool(stripped) and len(stripped) < 60 and stripped[-1] not in ".!?:;,"
+        is_heading = is_heading or bool(_TABLE_ROW.match(stripped))
         if not stripped or _LIST_ITEM.match(line) or is_heading:
             if current:
                 units.append(" ".join(current))

@@ -163,7 +163,7 @@ class DocumentWriter:
             if isinstance(parsed, FileIssue):
                 done += 1
                 report.files_failed.append(parsed)
-                log.warning("not indexed: %s: %s", parsed.path, parsed.reason)
+                log.info("not indexed: %s: %s", parsed.path, parsed.reason)
                 progress(READING)
                 continue
             doc = self._stage(col, candidate, parsed.chunks, keys, leftovers)
@@ -258,7 +258,7 @@ class DocumentWriter:
             for item in failed:
                 reason = f"could not be embedded ({type(refused).__name__}: {refused})"
                 report.files_failed.append(FileIssue(item.candidate.source, reason))
-                log.warning("not indexed: %s: %s", item.candidate.source, reason)
+                log.info("not indexed: %s: %s", item.candidate.source, reason)
             batch = [(o, c) for o, c in batch if o not in failed]
             vectors = self._embed([c for _, c in batch])
         docs = [o.doc for o in dict.fromkeys(o for o, _ in batch)]

@@ -52,7 +52,7 @@ def test_each_bad_file_is_reported_and_the_good_one_indexed(fresh: Assistant, tm
     assert "not a readable PDF" in got.pop("broken.pdf")
     assert "not valid UTF-8 (byte 3)" in got.pop("latin1.txt")
     assert "is 210 MB, over the 52 MB limit" in got.pop("huge.txt")
-    assert "binary file" in got.pop("image.png")
+    assert "is not a readable PNG image" in got.pop("image.png")
     assert "symbolic link loop" in got.pop("loop")
     assert "symbolic link loop" in got.pop("self.txt")
     assert "broken symbolic link" in got.pop("dangling.md")

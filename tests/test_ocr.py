@@ -302,6 +302,17 @@ def test_corrupt_and_empty_images_are_reported_and_the_rest_indexed(
     assert report.files_new == 1 and report.kinds == {"image": 1}
 
 
+def test_ocr_lines_are_joined_into_paragraphs() -> None:
+    """Tesseract breaks lines where the page did; a quote must not stop before the figure."""
+    read = (
+        "The Supplier's total liability is capped\nat EUR 250,000 per con-\ntract year.\n\n"
+        "Governing law\n\n- one\n- two"
+    )
+    assert ocr.reflow(read) == (
+        "The Supplier's total liability is capped at EUR 250,000 per contract year.\n\nGoverning law\n\n- one\n- two"
+    )
+
+
 def test_page_lists_are_short() -> None:
     assert page_list([3]) == "page 3"
     assert page_list([7, 1, 2, 3, 5, 8]) == "pages 1-3, 5, 7-8"

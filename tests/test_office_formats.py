@@ -269,6 +269,37 @@ def test_xlsx_rows_carry_their_header_sheet_and_row(tmp_path: Path) -> None:
     assert sections(wrong) == sections(path)
 
 
+def test_formulas_stored_without_a_value_are_named_not_dropped(tmp_path: Path) -> None:
+    """openpyxl (and pandas) write formulas without computing them: the cells read as empty,
+    so the file is indexed and the cells are named in a note."""
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.title = "North America"
+    sheet.append(["Plan", "Monthly price", "Yearly price"])
+    sheet.append(["Enterprise", 279, "=B2*12"])
+    sheet.append(["Team", 99, 1188])
+    path = tmp_path / "prices.xlsx"
+    book.save(path)
+    notes: list[str] = []
+    got = parse("xlsx", path, path.read_bytes(), DocumentSettings(), notes)
+    assert [s.page_content for s in got] == [
+        "Plan: Enterprise; Monthly price: 279",
+        "Plan: Team; Monthly price: 99; Yearly price: 1188",
+    ]
+    assert len(notes) == 1 and notes[0].startswith("1 formula cell (C2) hold no saved value"), notes
+    assert "open and save it in Excel or LibreOffice" in notes[0]
+
+
+def test_an_empty_email_is_named_as_empty(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.eml"
+    empty.write_bytes(b"")
+    with pytest.raises(InputFileError, match="is empty: no message in it"):
+        parse("eml", empty, b"", DocumentSettings(), [])
+
+
 def test_pptx_slides_tables_and_speaker_notes(tmp_path: Path) -> None:
     got = sections(write_pptx(tmp_path / "review.pptx"))
     assert got == [

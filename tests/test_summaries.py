@@ -93,6 +93,31 @@ def sections(bot: Assistant, source: str) -> dict[str, str]:
     return {s.citation: s.text for s in chunk_sections(source, bot.index.document_chunks(col, doc.id))}
 
 
+def test_sections_are_cited_as_answers_cite_them() -> None:
+    """A slide keeps its number, a run of rows or pages says which, a heading is its location."""
+    from types import SimpleNamespace
+    from typing import Any
+
+    def chunks(*located: tuple[str, str]) -> Any:
+        return [
+            SimpleNamespace(text=f"Text {n} of the section.", meta={"heading": heading, "location": location})
+            for n, (heading, location) in enumerate(located)
+        ]
+
+    def cited(source: str, *located: tuple[str, str]) -> list[str]:
+        return [s.citation for s in chunk_sections(source, chunks(*located))]
+
+    assert cited("deck.pptx", ("Revenue", "slide 2 › Revenue"), ("Costs", "slide 3 › Costs")) == [
+        "deck.pptx › slide 2 › Revenue",
+        "deck.pptx › slide 3 › Costs",
+    ]
+    assert cited("prices.xlsx", ("Europe", "Europe › row 2"), ("Europe", "Europe › row 40")) == [
+        "prices.xlsx › Europe › rows 2–40"
+    ]
+    assert cited("scan.pdf", ("", "page 3"), ("", "page 4"), ("", "page 5")) == ["scan.pdf › pages 3–5"]
+    assert cited("policy.md", ("Policy › Leave", "Leave"), ("Policy › Leave", "Leave")) == ["policy.md › Leave"]
+
+
 def test_a_document_summary_cites_a_section_for_every_sentence_and_is_stored(bot: Assistant) -> None:
     cut = sections(bot, "policy.md")
     assert list(cut) == [

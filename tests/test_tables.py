@@ -12,6 +12,7 @@ from assistant.settings import DocumentSettings
 from retrievers.detect import detect_kind
 from retrievers.loaders import parse
 from retrievers.splitter import TokenSplitter
+from retrievers.tables import row_line
 
 CAPTION = "Table 1. Parcel rates per zone"
 HEADER = ("Zone", "Rate", "Delivery days", "Carrier")
@@ -208,3 +209,13 @@ def test_the_model_answers_a_cell_question_citing_the_row(indexed: Assistant) ->
     assert "Zone: 3; Rate: 4.50 EUR" in top.snippet or "Zone: 3; Rate: 4.50 EUR" in reply.evidence
     assert "4.50" in reply.evidence, reply.evidence  # the cell, quoted under the answer
     assert "4.50" in reply.answer, reply.answer
+    # The row is quoted, not the table run together: no other zone's rate in the quote.
+    others = {rate for _, rate, _, _ in rate_rows(12) if rate != "4.50 EUR"}
+    assert not [rate for rate in others if rate in reply.evidence], reply.evidence
+
+
+def test_a_table_row_is_a_sentence_of_its_own() -> None:
+    from retrievers.words import sentences
+
+    rows = [row_line(HEADER, row) for row in rate_rows(3)]
+    assert sentences("\n".join(["Parcel rates per zone", *rows])) == ["Parcel rates per zone", *rows]
