@@ -3,6 +3,7 @@ header, split only between rows, cited by page and table; a cell question finds 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -180,11 +181,13 @@ def test_corrupt_pdf_gives_a_clear_reason(folder: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def indexed(bot: Assistant, folder: Path) -> Assistant:
+def indexed(bot: Assistant, folder: Path) -> Iterator[Assistant]:
     report = bot.ingest(folder, collection="tables")
     assert {issue.path: issue.reason for issue in report.files_failed}.keys() == {"broken.pdf"}
     assert "is not a readable PDF" in report.files_failed[0].reason
-    return bot
+    yield bot
+    # The session's assistant is shared: other tests count on "handbook" being its only collection.
+    bot.delete_collection("tables")
 
 
 def test_a_cell_question_finds_its_row_first(indexed: Assistant) -> None:
