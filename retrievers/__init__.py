@@ -6,13 +6,18 @@ Imports langchain-core, Chroma and sentence-transformers (lazily); never `chains
                     (create, ingest, reindex, check, delete)
     Collections and their state in SQL
       catalog       the collection registry (catalog_tables: the tables; naming: the name rule)
+      summaries     the stored summaries of documents and collections
       ledger        documents and chunks, and the crash-safe write protocol
       lease         a collection's write lock, as a context manager
       jobs          upload jobs, visible to every replica
     Reading files
       scan          walking a folder; detect: what a file is and how it is encoded
       reading       one file parsed under guards; limits: what its text must be
-      loaders       text, Markdown, RST, HTML; office: PDF, DOCX; records: CSV, JSON, JSONL
+      loaders       the parser of each kind: text, Markdown, RST; html; pdf; office: DOCX;
+                    records: CSV, JSON, JSONL; sheets: XLSX; slides: PPTX; mail: EML, MBOX;
+                    books: EPUB, ODT; images: PNG, JPEG, TIFF
+      ocr           Tesseract on scanned pages and images; activity: what a parser is doing, for progress
+      tables        table rows written with their header
       sections      headings and decoding shared by the parsers
       splitter      sections to chunks in the embedder's tokens
       ingest        a sync planned and run under the lease; writer: staged, embedded, committed in batches
