@@ -20,7 +20,8 @@ from sqlalchemy import func, select
 
 from assistant import Assistant, Settings
 from assistant.errors import InputFileError, UnknownCollectionError
-from assistant.summaries import UnknownDocumentError, chunk_sections
+from assistant.summaries import UnknownDocumentError
+from assistant.summary_sections import chunk_sections
 from retrievers.catalog_tables import document_summaries
 from tests.conftest import ROOT
 
