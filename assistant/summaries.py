@@ -1,10 +1,10 @@
 """Summaries of a document or a collection, as `Assistant.summarize` serves them.
 
 Finds the document a user names (its source as cited, "sub/policy.md", or the path of
-the file that was ingested), cuts its stored chunks into sections (assistant.summary_sections), has chains.document_summary write the
-summary, and keeps it in the store (retrievers.summaries) under the document's file
-hash: the next request is served from there until the document changes. A collection's
-summary is the summary of its documents' summaries, each sentence cited by its document
+the file that was ingested), cuts its stored chunks into sections
+(assistant.summary_sections), has chains.document_summary write the summary, and keeps
+it in the store (retrievers.summaries) under the document's file hash: the next request
+is served from there until the document changes. A collection's summary is the summary of its documents' summaries, each sentence cited by its document
 (and by the section, when it restates one sentence of that document's summary). A file
 that was never ingested is read with the ingest's own parsers and summarised, not stored.
 
