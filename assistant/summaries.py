@@ -4,9 +4,10 @@ Finds the document a user names (its source as cited, "sub/policy.md", or the pa
 the file that was ingested), cuts its stored chunks into sections
 (assistant.summary_sections), has chains.document_summary write the summary, and keeps
 it in the store (retrievers.summaries) under the document's file hash: the next request
-is served from there until the document changes. A collection's summary is the summary of its documents' summaries, each sentence cited by its document
-(and by the section, when it restates one sentence of that document's summary). A file
-that was never ingested is read with the ingest's own parsers and summarised, not stored.
+is served from there until the document changes. A collection's summary is the summary
+of its documents' summaries, each sentence cited by its document (and by the section,
+when it restates one sentence of that document's summary). A file that was never
+ingested is read with the ingest's own parsers and summarised, not stored.
 
 Which models may write it (the large one only under the routing and privacy rules of
 answers) is the factory's `make_summarizer`; this module never decides that.
