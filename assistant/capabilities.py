@@ -13,7 +13,15 @@ from typing import Any, Protocol, runtime_checkable
 
 from langchain_core.messages import BaseMessage
 
-__all__ = ["CountsTokens", "GeneratesJSON", "HasTokenLimit", "approximate_tokens", "token_counter"]
+__all__ = [
+    "CountsTokens",
+    "GeneratesJSON",
+    "HasTokenLimit",
+    "LoadsWeights",
+    "StopsWhenTold",
+    "approximate_tokens",
+    "token_counter",
+]
 
 
 @runtime_checkable
@@ -28,6 +36,22 @@ class GeneratesJSON(Protocol):
     """Answers under a JSON schema (grammar-constrained decoding); None when it cannot."""
 
     def generate_json(self, messages: list[BaseMessage], schema: dict[str, Any], max_tokens: int = 160) -> Any: ...
+
+
+@runtime_checkable
+class StopsWhenTold(Protocol):
+    """A stream that ends once `halt()` turns true, still closing with its usage and log-probabilities
+    (a stream broken off by its reader loses them); the stream options that ask for it."""
+
+    def halting(self, halt: Callable[[], bool]) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class LoadsWeights(Protocol):
+    """Loads its weights on demand; `load()` does it now (once, thread-safe), so that it can
+    happen while the rest is set up (assistant.factory.ModelLoad)."""
+
+    def load(self) -> Any: ...
 
 
 @runtime_checkable

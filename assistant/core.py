@@ -13,40 +13,37 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from langchain_core.document_loaders import BaseLoader
-from langchain_core.embeddings import Embeddings
-from langchain_core.language_models import BaseChatModel
-from langchain_core.runnables.config import run_in_executor
-
 from assistant.errors import InvalidInputError, UnknownCollectionError
-from assistant.factory import Parts, build_document_summarizer, build_parts, build_pipeline
-from assistant.settings import Settings
-from assistant.threads import iterate_in_threads
-from chains.confidence import ConfidenceModel
-from chains.pipeline import AnswerPipeline, Prepared
-from chains.reply import Reply, ReplyChunk
-from chains.route import RequestedRoute
-from memory.audit import EscalationRecord
-from memory.facts import Fact
-from memory.ratings import ReviewTurn, StoredRating
-from memory.records import SessionInfo, StoredMessage, StoredSummary, UserDeletion, check_text, new_session_id
-from memory.store import SQLMemory
-from memory.transfer import export_session, import_session
-from retrievers.catalog import CollectionInfo
-from retrievers.embedder import EmbedderSpec
-from retrievers.index import DocumentIndex, IndexCheck, ReindexReport
-from retrievers.naming import (
-    check_collection_name,
-    is_private_name,
-)
-from retrievers.report import IngestProgress, IngestReport
-from retrievers.retriever import PassageRetriever
+from memory.records import check_text, new_session_id
+from retrievers.naming import check_collection_name, is_private_name
 
 if TYPE_CHECKING:
+    from langchain_core.document_loaders import BaseLoader
     from langchain_core.documents import Document
+    from langchain_core.embeddings import Embeddings
+    from langchain_core.language_models import BaseChatModel
 
+    from assistant.factory import ModelLoad, Parts
+    from assistant.settings import Settings
     from assistant.summaries import DocumentSummaries, SummaryReport
+    from chains.confidence import ConfidenceModel
     from chains.document_summary import DocumentSummarizer, DocumentSummary
+    from chains.pipeline import AnswerPipeline, Prepared
+    from chains.reply import Reply, ReplyChunk
+    from chains.route import RequestedRoute
+    from memory.audit import EscalationRecord
+    from memory.facts import Fact
+    from memory.ratings import ReviewTurn, StoredRating
+    from memory.records import SessionInfo, StoredMessage, StoredSummary, UserDeletion
+    from memory.store import SQLMemory
+    from retrievers.catalog import CollectionInfo
+    from retrievers.embedder import EmbedderSpec
+    from retrievers.index import DocumentIndex, IndexCheck, ReindexReport
+    from retrievers.report import IngestProgress, IngestReport
+    from retrievers.retriever import PassageRetriever
+
+# Importing this module imports no model library, no LangChain and no SQLAlchemy: each
+# method imports what it needs, so that `from assistant import Assistant` stays fast.
 
 __all__ = ["Assistant", "build_assistant"]
 
@@ -79,14 +76,26 @@ class Assistant:
     ) -> Assistant:
         """The bundled defaults (or what settings name); state under settings.data_dir.
         `llm`, `embeddings` and `fallback` replace the default models."""
+        from assistant.factory import build_parts
+
         return cls.from_parts(build_parts(settings, fallback=fallback, llm=llm, embeddings=embeddings))
 
     def with_settings(self, **changes: Any) -> Assistant:
         """An assistant on the same models, documents and memory, with some settings changed
         for its turns (routing thresholds, prompt budgets, history...), like LangChain's
         `with_config`. Settings of storage and documents keep their values."""
-        settings = Settings.model_validate({**self.settings.model_dump(), **changes})
-        pipeline = build_pipeline(settings, llm=self.llm, index=self.index, memory=self.memory, fallback=self.fallback)
+        from assistant.factory import build_pipeline
+
+        settings = self.settings.model_validate({**self.settings.model_dump(), **changes})
+        pipeline = build_pipeline(
+            settings,
+            llm=self.llm,
+            index=self.index,
+            memory=self.memory,
+            fallback=self.fallback,
+            ready=self.pipeline.ready,  # the same models: loaded once
+        )
+        pipeline.followups = self.pipeline.followups  # one worker and one order for the shared memory
         return Assistant(index=self.index, memory=self.memory, pipeline=pipeline, settings=settings)
 
     @property
@@ -99,17 +108,31 @@ class Assistant:
         """The large model, if there is one."""
         return self.pipeline.escalator.model if self.pipeline.escalator is not None else None
 
+    def preload(self) -> ModelLoad | None:
+        """Start loading the local model, the embedder and the Chroma client on background threads,
+        so the first question finds them loaded (or waits only for what is left). Call it as soon as
+        you know questions will come, as `assistant ask` and `chat` do; loading is otherwise lazy.
+        Returns the load (its `timings` per part once done), or None if nothing is loaded here."""
+        from assistant.factory import start_loading
+
+        return start_loading(self.pipeline)
+
     def close(self) -> None:
         """Release the llama.cpp model, the Chroma client and the database connections. Safe
         to call twice. Assistants made with `with_settings` share these parts and are closed too."""
         if self.closed:
             return
         self.closed = True
+        self.pipeline.followups.close()  # what follows the last answers is stored first
+        from assistant.factory import ModelLoad
         from assistant.llamacpp import ChatLlamaCpp
+
+        if isinstance(self.pipeline.ready, ModelLoad):
+            self.pipeline.ready.join()  # a model still loading is not opened after its close
 
         if isinstance(self.llm, ChatLlamaCpp):
             self.llm.close()
-        self.index.store.client.close()  # type: ignore[attr-defined]  # on every chromadb Client, not ClientAPI
+        self.index.store.close()  # closing never connects
         self.memory.engine.dispose()
 
     def __enter__(self) -> Assistant:
@@ -126,6 +149,8 @@ class Assistant:
     async def __aexit__(
         self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
     ) -> None:
+        from langchain_core.runnables.config import run_in_executor
+
         await run_in_executor(None, self.close)
 
     # Documents ----------------------------------------------------------------------
@@ -264,6 +289,7 @@ class Assistant:
 
     def _document_summaries(self) -> DocumentSummaries:
         if self._summaries is None:
+            from assistant.factory import build_document_summarizer
             from assistant.summaries import DocumentSummaries
 
             def make(
@@ -386,6 +412,8 @@ class Assistant:
         """`stream` for asyncio: the turn runs in a worker thread, as LangChain's default
         `astream` runs a sync model, and its chunks arrive as they are produced. Closing or
         cancelling the iterator stops the turn and frees the local model for the next one."""
+        from assistant.threads import iterate_in_threads
+
         start = partial(
             self.stream,
             question,
@@ -441,11 +469,11 @@ class Assistant:
         turn_ids: list[int] | None = None,
     ) -> list[ReviewTurn]:
         """Answered turns, oldest first, of a user, a session, a route or by id (for review and evaluation)."""
-        return self.memory.ratings.turns(user_id=user_id, session_id=session_id, route=route, turn_ids=turn_ids)
+        return self._settled().ratings.turns(user_id=user_id, session_id=session_id, route=route, turn_ids=turn_ids)
 
     def ratings(self, turn_ids: list[int] | None = None) -> list[StoredRating]:
         """People's ratings of answered turns."""
-        return self.memory.ratings.ratings(turn_ids)
+        return self._settled().ratings.ratings(turn_ids)
 
     def escalations(self, user_id: str | None = None, session_id: str | None = None) -> list[EscalationRecord]:
         """The large-model audit, most recent first: what was sent, where, when, at what cost."""
@@ -453,59 +481,68 @@ class Assistant:
 
     def users(self) -> list[str]:
         """The ids of every user with something stored."""
-        return self.memory.users()
+        return self._settled().users()
 
     def sessions(self, user_id: str | None = None) -> list[SessionInfo]:
-        return self.memory.sessions(user_id)
+        return self._settled().sessions(user_id)
 
     def history(self, user_id: str, session_id: str) -> list[StoredMessage]:
-        return self.memory.messages(user_id, session_id)
+        return self._settled().messages(user_id, session_id)
 
     def delete_session(self, user_id: str, session_id: str) -> None:
-        self.memory.delete_session(user_id, session_id)
+        self._settled().delete_session(user_id, session_id)
 
     def summaries(self, user_id: str, session_id: str) -> list[StoredSummary]:
         """The rolling summaries written as the session's older turns left the prompt."""
-        return self.memory.summaries(user_id, session_id)
+        return self._settled().summaries(user_id, session_id)
 
     def export_session(self, user_id: str, session_id: str) -> dict[str, Any]:
         """The whole session as a JSON-ready dict (messages with all their fields, summaries)."""
-        return export_session(self.memory, user_id, session_id)
+        from memory.transfer import export_session
+
+        return export_session(self._settled(), user_id, session_id)
 
     def import_session(
         self, document: Mapping[str, Any], *, user_id: str | None = None, session_id: str | None = None
     ) -> tuple[str, str]:
         """Store an exported session, optionally under another user or id; returns (user_id, session_id)."""
+        from memory.transfer import import_session
+
         return import_session(self.memory, dict(document), user_id=user_id, session_id=session_id)
 
     def delete_user(self, user_id: str) -> UserDeletion:
         """Delete a user and everything of theirs: sessions, messages, summaries and facts."""
-        return self.memory.delete_user(user_id)
+        return self._settled().delete_user(user_id)
 
     # What users told us about themselves ---------------------------------------------------
 
     def facts(self, user_id: str) -> list[Fact]:
         """Facts and preferences remembered about a user, most recent first."""
-        return self.memory.facts.list(user_id)
+        return self._settled().facts.list(user_id)
 
     def remember(self, user_id: str, text: str, *, kind: str = "fact") -> Fact:
         """Store a fact ("runs the billing database") or a preference ("answer briefly") yourself."""
-        return self.memory.facts.add(user_id, kind, check_text("fact", text))
+        return self._settled().facts.add(user_id, kind, check_text("fact", text))
 
     def edit_fact(self, user_id: str, fact_id: int, text: str | None = None, *, kind: str | None = None) -> Fact:
-        return self.memory.facts.edit(user_id, fact_id, None if text is None else check_text("fact", text), kind)
+        return self._settled().facts.edit(user_id, fact_id, None if text is None else check_text("fact", text), kind)
 
     def forget(self, user_id: str, fact_id: int | None = None) -> int:
         """Forget one fact, or all of a user's facts when no id is given; returns how many."""
         if fact_id is None:
-            return self.memory.facts.forget_all(user_id)
-        self.memory.facts.forget(user_id, fact_id)
+            return self._settled().facts.forget_all(user_id)
+        self._settled().facts.forget(user_id, fact_id)
         return 1
 
     def latest_session(self, user_id: str) -> SessionInfo | None:
         """The user's most recently active session (`ask --continue`, `chat`), or None if they have none."""
-        latest = self.memory.sessions(user_id, limit=1)
+        latest = self._settled().sessions(user_id, limit=1)
         return latest[0] if latest else None
+
+    def _settled(self) -> SQLMemory:
+        """The memory, once the work that follows every answer so far (facts, summaries) is in it."""
+        self.pipeline.followups.wait()
+        return self.memory
 
     def _collection(self, name: str | None) -> str:
         """The collection a call means: the one named; else default_collection when it exists, none

@@ -1,44 +1,44 @@
 """Build every part from settings: the one place parts are created and wired.
 
 `build_parts` gives the finished parts (document index, memory, answer pipeline) that
-`Assistant` delegates to; each part takes its settings group. Models load lazily on
-first use, so building the parts to list sessions costs no model load.
+`Assistant` delegates to; each part takes its settings group. Building loads no model
+and connects no vector store: models load on first use, so building the parts to list
+sessions costs no model load. A command that will answer starts `ModelLoad` early
+(`start_loading`): the local model, the embedder and Chroma then load on background
+threads while the rest is set up, and the turn waits for them (the pipeline's `ready`).
+The chains, retrievers and memory modules are imported by the functions that build them.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
 
-from langchain_core.embeddings import Embeddings
-from langchain_core.language_models import BaseChatModel
-from sqlalchemy import Engine
-
-from assistant.capabilities import token_counter
+from assistant.capabilities import LoadsWeights, token_counter
 from assistant.errors import ConfigurationError
 from assistant.settings import FallbackSettings, LocalModelSettings, Settings, load_settings
-from chains.confidence import ConfidenceModel
-from chains.escalate import Escalator, budget_exceeded
-from chains.facts import FactExtractor
-from chains.history import ConversationRecall
-from chains.pipeline import AnswerPipeline
-from chains.prompt import PromptBuilder
-from chains.route import RoutePolicy
-from chains.summarize import Summarizer
-from memory.engine import create_memory_engine
-from memory.store import SQLMemory
-from retrievers.embedders import Embedders
-from retrievers.index import DocumentIndex
-from retrievers.rerank import CrossEncoderReranker
-from retrievers.store import ChunkStore, connect_chroma
 
 if TYPE_CHECKING:
+    from langchain_core.embeddings import Embeddings
+    from langchain_core.language_models import BaseChatModel
+    from sqlalchemy import Engine
+
     from chains.document_summary import DocumentSummarizer, SummarySection
+    from chains.escalate import Escalator
+    from chains.pipeline import AnswerPipeline
+    from memory.store import SQLMemory
+    from retrievers.embedders import Embedders
+    from retrievers.index import DocumentIndex
+    from retrievers.store import ChunkStore
 
 __all__ = [
+    "ModelLoad",
     "Parts",
     "build_document_index",
     "build_document_summarizer",
@@ -47,6 +47,7 @@ __all__ = [
     "build_memory",
     "build_parts",
     "build_pipeline",
+    "start_loading",
 ]
 
 log = logging.getLogger(__name__)
@@ -114,8 +115,13 @@ def build_fallback(settings: FallbackSettings) -> BaseChatModel | None:
 
 
 def build_document_index(settings: Settings, engine: Engine, *, embeddings: Embeddings | None = None) -> DocumentIndex:
-    """Catalog in the memory database, vectors in Chroma (server if chroma_url, else embedded)."""
-    client = connect_chroma(settings.chroma_url, settings.data_dir / "chroma")
+    """Catalog in the memory database, vectors in Chroma (server if chroma_url, else embedded),
+    connected on first use."""
+    from retrievers.embedders import Embedders
+    from retrievers.index import DocumentIndex
+    from retrievers.rerank import CrossEncoderReranker
+    from retrievers.store import ChunkStore, connect_chroma
+
     where = (
         f"Chroma server {settings.chroma_url}"
         if settings.chroma_url
@@ -124,7 +130,7 @@ def build_document_index(settings: Settings, engine: Engine, *, embeddings: Embe
     documents, retrieval = settings.documents, settings.retrieval
     return DocumentIndex(
         engine,
-        ChunkStore(client, where),
+        ChunkStore.connecting(partial(connect_chroma, settings.chroma_url, settings.data_dir / "chroma"), where),
         Embedders(
             documents.embedder_spec,
             cache_dir=documents.embedding_cache_dir,
@@ -143,6 +149,9 @@ def build_document_index(settings: Settings, engine: Engine, *, embeddings: Embe
 
 def build_memory(settings: Settings | None = None) -> SQLMemory:
     """The conversation store alone (for commands that need no model)."""
+    from memory.engine import create_memory_engine
+    from memory.store import SQLMemory
+
     settings = settings or load_settings()
     return SQLMemory(create_memory_engine(settings.resolved_database_url))
 
@@ -154,8 +163,18 @@ def build_pipeline(
     index: DocumentIndex,
     memory: SQLMemory,
     fallback: BaseChatModel | None = None,
+    ready: Callable[[], None] | None = None,
 ) -> AnswerPipeline:
-    """One turn's parts, each given its settings group, wired into the answer pipeline."""
+    """One turn's parts, each given its settings group, wired into the answer pipeline; every
+    turn first calls `ready` (a ModelLoad: it waits for the models)."""
+    from chains.confidence import ConfidenceModel
+    from chains.facts import FactExtractor
+    from chains.history import ConversationRecall
+    from chains.pipeline import AnswerPipeline
+    from chains.prompt import PromptBuilder
+    from chains.route import RoutePolicy
+    from chains.summarize import Summarizer
+
     count_tokens = token_counter(llm)
     summarizer = (
         Summarizer(
@@ -184,10 +203,88 @@ def build_pipeline(
             context_tokens=settings.llm_context_tokens,
             answer_tokens=settings.llm_max_answer_tokens,
         ),
-        escalator=Escalator(fallback, memory.escalations, count_tokens=count_tokens, settings=settings.fallback)
-        if fallback is not None
-        else None,
+        escalator=_escalator(fallback, memory, count_tokens, settings.fallback),
+        ready=ready,
+        answer_sentences=settings.llm_answer_sentences,
     )
+
+
+def _escalator(
+    fallback: BaseChatModel | None, memory: SQLMemory, count_tokens: Callable[[str], int], settings: FallbackSettings
+) -> Escalator | None:
+    if fallback is None:
+        return None
+    from chains.escalate import Escalator
+
+    return Escalator(fallback, memory.escalations, count_tokens=count_tokens, settings=settings)
+
+
+class ModelLoad:
+    """The pipeline's `ready`: loads, each on its own thread, what a turn waits for: the local
+    model (when it loads weights: ChatLlamaCpp), the default embedder (unless embeddings were
+    passed in) and the Chroma client.
+
+    `start()` begins (once); calling it waits for all three and raises what failed, so the
+    first turn raises a loading error as it did when the models loaded lazily. A turn that
+    finds nothing started starts it: the loads still overlap each other. `timings` has each
+    load's duration in milliseconds once done ("model", "embedder", "vector store").
+    Model libraries spend most of a load outside Python (reading and mapping weights), which
+    is what lets these threads overlap with the main thread's imports and SQL.
+    """
+
+    def __init__(self, llm: BaseChatModel, embedders: Embedders, store: ChunkStore) -> None:
+        self._tasks: dict[str, Callable[[], object]] = {"vector store": lambda: store.client}
+        if isinstance(llm, LoadsWeights):
+            self._tasks["model"] = llm.load
+        if embedders.override is None:  # embeddings passed in may be a remote API: not called ahead
+            self._tasks["embedder"] = lambda: embedders.default().embed_query("warm up")
+        self._futures: dict[str, Future[object]] = {}
+        self._lock = threading.Lock()
+        self.timings: dict[str, float] = {}
+
+    @property
+    def started(self) -> bool:
+        return bool(self._futures)
+
+    def start(self) -> None:
+        with self._lock:
+            if self._futures:
+                return
+            for name, task in self._tasks.items():
+                future: Future[object] = Future()
+                self._futures[name] = future
+                threading.Thread(target=self._run, args=(name, task, future), name=f"load {name}").start()
+
+    def _run(self, name: str, task: Callable[[], object], future: Future[object]) -> None:
+        began = time.perf_counter()
+        try:
+            task()
+        except BaseException as exc:  # handed to the turn that waits
+            self.timings[name] = (time.perf_counter() - began) * 1000
+            future.set_exception(exc)
+        else:
+            self.timings[name] = (time.perf_counter() - began) * 1000
+            log.debug("%s loaded in %.0f ms", name, self.timings[name])
+            future.set_result(None)
+
+    def __call__(self) -> None:
+        self.start()
+        for future in self._futures.values():
+            future.result()
+
+    def join(self) -> None:
+        """Wait for the loads begun, if any, to end, whatever their outcome (before closing what they load)."""
+        for future in list(self._futures.values()):
+            future.exception()
+
+
+def start_loading(pipeline: AnswerPipeline) -> ModelLoad | None:
+    """Begin loading what the pipeline's turns wait for, in the background; the ModelLoad,
+    or None when the pipeline was not built with one. For `Assistant.preload()`."""
+    if isinstance(pipeline.ready, ModelLoad):
+        pipeline.ready.start()
+        return pipeline.ready
+    return None
 
 
 @dataclass(frozen=True)
@@ -208,16 +305,21 @@ def build_parts(
     embeddings: Embeddings | None = None,
 ) -> Parts:
     """The parts the settings describe; `llm`, `embeddings` and `fallback` replace the defaults."""
+    from memory.engine import create_memory_engine
+    from memory.store import SQLMemory
+
     settings = settings or load_settings()
     engine = create_memory_engine(settings.resolved_database_url)
     index = build_document_index(settings, engine, embeddings=embeddings)
     memory = SQLMemory(engine)
+    llm = llm if llm is not None else build_local_llm(settings)
     pipeline = build_pipeline(
         settings,
-        llm=llm if llm is not None else build_local_llm(settings),
+        llm=llm,
         index=index,
         memory=memory,
         fallback=fallback if fallback is not None else build_fallback(settings),
+        ready=ModelLoad(llm, index.embedders, index.store),
     )
     return Parts(index=index, memory=memory, pipeline=pipeline, settings=settings)
 
@@ -231,6 +333,7 @@ def summary_large(
     budget is spent or the call failed."""
     from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
+    from chains.escalate import budget_exceeded
     from chains.untrusted import quote_documents
 
     daily = settings.model_copy(update={"budget_calls_per_session": None, "budget_tokens_per_session": None})

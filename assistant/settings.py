@@ -200,8 +200,16 @@ class LocalModelSettings(BaseModel):
     )
     llm_context_tokens: int = Field(2048, ge=256, description="Context window given to llama.cpp.")
     llm_max_answer_tokens: int = Field(96, ge=8, description="Most tokens the local model may generate.")
+    llm_answer_sentences: int = Field(
+        2,
+        ge=1,
+        description="The local model stops once this many of its sentences have passed the check: the "
+        "answer is complete (the prompt asks for one or two), and what a small model adds is mostly repetition.",
+    )
     llm_temperature: float = Field(0.0, ge=0.0, le=2.0, description="Sampling temperature; 0 is greedy.")
-    llm_threads: int | None = Field(None, ge=1, description="CPU threads for llama.cpp; unset: all cores.")
+    llm_threads: int | None = Field(
+        None, ge=1, description="CPU threads for llama.cpp; unset: half the cores to generate, all to read the prompt."
+    )
     llm_base_url: str | None = Field(
         None,
         description="Base URL (…/v1) of an OpenAI-compatible server that serves the small model "

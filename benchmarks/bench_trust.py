@@ -24,6 +24,7 @@ Both versions run as worker subprocesses on the same ingested state (ingestion d
 change between them), one after the other.
 
     python benchmarks/bench_trust.py [--state /tmp/bench-trust] [--limit 30] [--write-model]
+    python benchmarks/bench_trust.py --shipped --baseline REV   # both as shipped: did a change cost accuracy?
 """
 
 from __future__ import annotations
@@ -339,6 +340,12 @@ def main() -> None:
     parser.add_argument("--offtopic", type=int, default=20, help="off-topic questions per corpus (0: all 40)")
     parser.add_argument("--write-model", action="store_true", help="fit on every corpus; write chains/confidence.json")
     parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument(
+        "--shipped",
+        action="store_true",
+        help="run this tree with its shipped defaults too, scored as the baseline is (no refit): "
+        "for changes that must not cost accuracy, such as speed-ups",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     for name in ("--code", "--data-dir", "--collection", "--questions", "--tag", "--out", "--settings", "--offset"):
         parser.add_argument(name, help=argparse.SUPPRESS)
@@ -357,14 +364,28 @@ def main() -> None:
         for questions, limit in ((CORPORA[name][1], args.limit), (OFFTOPIC, args.offtopic)):
             offset = number if questions == OFFTOPIC else 0  # each corpus gets other off-topic questions
             wide_open = {"answer_confidence": 0.0, "decline_confidence": 0.0}
-            path = run_worker(ROOT, args.state, name, questions, "new", wide_open, limit, offset)
+            settings = {} if args.shipped else wide_open
+            path = run_worker(ROOT, args.state, name, questions, "new", settings, limit, offset)
             new.setdefault(name, []).extend(turns_of(path, questions, name, limit))
             if old_code is not None:
                 path = run_worker(old_code, args.state, name, questions, "baseline", {}, limit, offset)
                 old.setdefault(name, []).extend(turns_of(path, questions, name, limit))
 
-    folds = cross_validated(new)
     rows: dict[str, dict[str, Any]] = {}
+    if args.shipped:  # both trees as shipped, scored alike, interleaved per corpus
+        for name in names:
+            rows[f"{name} this tree"] = metrics(new[name], baseline_decisions(new[name]), None)
+            if name in old:
+                rows[f"{name} baseline"] = metrics(old[name], baseline_decisions(old[name]), None)
+        every_new = [t for name in names for t in new[name]]
+        rows["all this tree"] = metrics(every_new, baseline_decisions(every_new), None)
+        if old:
+            every_old = [t for name in names for t in old.get(name, [])]
+            rows["all baseline"] = metrics(every_old, baseline_decisions(every_old), None)
+        print_table(rows)
+        (args.state / "results-shipped.json").write_text(json.dumps(rows, indent=1))
+        return
+    folds = cross_validated(new)
     all_new: list[Any] = []
     all_decided: list[str] = []
     all_conf: list[float] = []

@@ -2,8 +2,10 @@
 
 Reads are bounded (a fixed number of indexed queries whatever the session's length).
 When turns have left the window since the last summary, the summarizer folds them
-into a new summary, stored in SQL before the prompt is built; the messages
-themselves always stay in SQL.
+into a new summary, stored in SQL; the messages themselves always stay in SQL. The
+pipeline asks for that fold after each answer (`refresh_summary`, off the answer's
+path), so the next turn usually finds it done; a turn that does not (its session's
+last turn was answered by another process) folds before its prompt is built.
 """
 
 from __future__ import annotations
@@ -59,6 +61,10 @@ class ConversationRecall:
             )
             self.memory.add_summary(user_id, session_id, summary)
         return window.recent, summary.content if summary else ""
+
+    def refresh_summary(self, user_id: str, session_id: str) -> None:
+        """Fold the turns that have left the window into the summary, now rather than at the next turn."""
+        self.history(user_id, session_id)
 
     def facts(self, user_id: str, question: str, embeddings: Embeddings) -> list[Fact]:
         """The user's preferences, and their facts that bear on the question."""

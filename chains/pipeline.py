@@ -1,4 +1,4 @@
-"""One conversational turn: recall → condense → retrieve → route → draft → route → escalate → cite → remember → learn.
+"""One conversational turn: recall → condense → retrieve → route → draft → route → escalate → cite → remember.
 
 `turn()` checks everything the caller can get wrong at once, then gives an iterator
 of ReplyChunks: the stages ("searching", "thinking", "escalating") as the turn reaches
@@ -6,7 +6,13 @@ them, the text as it is produced, then the Reply; `ask` and `stream` share this 
 path. When the turn may still be escalated, the local draft is generated whole before
 anything is shown, because the router may reject it; otherwise (no large model,
 route="local", a local-only collection) local tokens stream as they come. The large
-model's answer streams once the router has chosen it.
+model's answer streams once the router has chosen it. The local model stops once its
+answer is complete: after `answer_sentences` backed sentences, or at a repetition.
+
+What follows the answer (learning facts from the question, folding old turns into the
+summary) runs after the Reply on a background worker (chains.followups); the turn is
+stored before the Reply so that it carries what was stored. Each stage's time is in
+`Reply.timings`; the follow-up's in `reply.after`.
 """
 
 from __future__ import annotations
@@ -15,18 +21,22 @@ import logging
 import re
 import time
 from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessageChunk, BaseMessage
 
+from assistant.capabilities import StopsWhenTold
 from assistant.errors import ConfigurationError, InvalidInputError, InvalidQuestionError
 from chains.citing import EXTRACTIVE_LEAD, QUOTED_SENTENCES, abstention, cited, evidence_tail
 from chains.condense import Condensed, Condenser, needs_context
 from chains.escalate import Escalator, Outcome, large_messages
 from chains.evidence import Evidence, evidence_signals, select_evidence
 from chains.facts import FactExtractor, what_is_asked
+from chains.followups import AfterTurn, FollowUps
 from chains.history import ConversationRecall
 from chains.prompt import BuiltPrompt, PromptBuilder
 from chains.reply import FinishReason, Reply, ReplyChunk
@@ -89,6 +99,8 @@ class _Generated:
     completion_tokens: int
     verified: Verified | None = None  # local drafts: the sentence check; None for the large model
     finish_reason: FinishReason = "stop"
+    check_ms: float = 0.0  # of the generation's time, spent checking sentences
+    cached_tokens: int | None = None  # prompt tokens the model took from its last prompt, when it says
 
     @property
     def shown(self) -> str:
@@ -109,6 +121,8 @@ class AnswerPipeline:
         prompt: PromptBuilder,
         facts: FactExtractor | None = None,
         escalator: Escalator | None = None,
+        ready: Callable[[], None] | None = None,
+        answer_sentences: int = 2,
     ) -> None:
         self.llm = llm
         self.count_tokens = count_tokens
@@ -120,6 +134,9 @@ class AnswerPipeline:
         self.facts = facts
         self.escalator = escalator
         self.condenser = Condenser(llm)
+        self.ready = ready  # waits until the models are loaded (they may load while the rest is set up)
+        self.answer_sentences = answer_sentences
+        self.followups = FollowUps()
 
     def turn(
         self,
@@ -183,8 +200,11 @@ class AnswerPipeline:
         cut = False  # the shown text reached the caller's max_tokens
         yield ReplyChunk("", stage="searching")
         prepared = self._prepare(request)
+        clock = prepared.clock
         for chunk in self._turn(prepared, user_id, session_id, audit_ids):
             if chunk.reply is None:
+                if chunk.text and "first_token_ms" not in clock.laps:
+                    clock.laps["first_token_ms"] = clock.total()
                 if chunk.text and request.max_tokens is not None:
                     # The cap is on what the caller receives, as OpenAI's max_tokens is: the
                     # quoted evidence and notes after the model's text count too.
@@ -203,10 +223,13 @@ class AnswerPipeline:
                 session_id=session_id,
                 collection=request.collection,
             )
+            begun = time.perf_counter()
             ids = self._remember(user_id, session_id, reply)
             self.memory.escalations.link(audit_ids, ids.answer_id)
-            reply = replace(reply, remembered=self._learn(user_id, reply.question, ids.question_id))
-            yield ReplyChunk("", reply)
+            stored = round((time.perf_counter() - begun) * 1000, 1)
+            timings = {**reply.timings, "store_ms": stored, "total_ms": clock.total()}
+            after = self._follow_up(user_id, session_id, reply.question, ids.question_id)
+            yield ReplyChunk("", replace(reply, timings=timings, after=after))
 
     def _within(self, before: str, text: str, cap: int) -> tuple[str, bool]:
         """The longest word-boundary prefix of `text` that keeps `before + text` within `cap`
@@ -250,6 +273,10 @@ class AnswerPipeline:
         question, user_id, session_id = request.question, request.user_id, request.session_id
         retriever, requested, collection = request.retriever, request.requested, request.collection
         clock = _Clock()
+        if self.ready is not None:
+            self.ready()
+        clock.lap("load_ms")
+        self.followups.wait(user_id)  # the facts and summary of this user's last turns
         history, summary = self.recall.history(user_id, session_id)
         clock.lap("recall_ms")
         previous = [str(m.signals.get("standalone_question") or m.content) for m in history if m.role == "user"]
@@ -323,7 +350,9 @@ class AnswerPipeline:
         """The local model's answer from the prepared prompt; its confidence signals join `prepared.signals`."""
         assert prepared.prompt is not None
         language = str(prepared.signals.get("keyword_language") or "english")
-        gate = SentenceGate(Verifier(prepared.relevant, prepared.condensed.question, language=language))
+        gate = SentenceGate(
+            Verifier(prepared.relevant, prepared.condensed.question, language=language), enough=self.answer_sentences
+        )
         yield ReplyChunk("", stage="thinking")
         # A small model's first paragraph is its answer; what follows is mostly rambling.
         generated = yield from self._generate(
@@ -334,11 +363,15 @@ class AnswerPipeline:
             gate=gate,
             max_tokens=prepared.max_tokens,
         )
-        prepared.clock.lap("generate_ms")
+        clock = prepared.clock
+        clock.lap("generate_ms")
         generated.verified = gate.verified
         quoted = [e.sentence for e in prepared.evidence[:QUOTED_SENTENCES]]
         prepared.signals.update(draft_signals(generated.logprobs, gate.verified, quoted, language=language))
-        prepared.clock.lap("checks_ms")
+        clock.lap("checks_ms")
+        # The sentences were checked as they were generated: that time is the checks', not the model's.
+        clock.laps["generate_ms"] = round(clock.laps["generate_ms"] - generated.check_ms, 1)
+        clock.laps["checks_ms"] = round(clock.laps["checks_ms"] + generated.check_ms, 1)
         return generated
 
     def large_request(self, prepared: Prepared) -> list[BaseMessage]:
@@ -406,6 +439,8 @@ class AnswerPipeline:
             "prompt_tokens": generated.prompt_tokens if generated else 0,
             "completion_tokens": generated.completion_tokens if generated else 0,
         }
+        if generated is not None and generated.cached_tokens is not None:
+            usage["cached_tokens"] = generated.cached_tokens  # as OpenAI's prompt_tokens_details.cached_tokens
         yield ReplyChunk(
             "",
             Reply(
@@ -466,12 +501,18 @@ class AnswerPipeline:
         max_tokens: int | None = None,
     ) -> Generator[ReplyChunk, None, _Generated]:
         """Runs the model; yields its text only when `stream` (through `gate`: only checked
-        sentences, and generation stops at a repetition); returns a _Generated."""
+        sentences, and generation stops once the gate has enough, or at a repetition); returns a _Generated."""
         merged: AIMessageChunk | None = None
         started = False
         released = 0
+        checking = 0.0
         # Only ever lower than the configured answer length: the prompt budget keeps that much free.
         options: dict[str, Any] = {"max_tokens": min(max_tokens, self.prompt.answer_tokens)} if max_tokens else {}
+        told = False  # whether the model stops itself when the gate says so
+        if gate is not None and isinstance(model, StopsWhenTold):
+            checked = gate
+            options.update(model.halting(lambda: checked.stop))
+            told = True
         for chunk in model.stream(messages, stop=stop, **options):
             merged = chunk if merged is None else merged + chunk
             text = chunk.text if started else chunk.text.lstrip()
@@ -480,14 +521,22 @@ class AnswerPipeline:
                 if stream and text:
                     yield ReplyChunk(text)
                 continue
-            for sentence in gate.feed(chunk.text):
+            if gate.stop:  # told to stop: what is left of the stream is its closing usage
+                continue
+            begun = time.perf_counter()
+            passed = gate.feed(chunk.text)
+            checking += time.perf_counter() - begun
+            for sentence in passed:
                 if stream:
                     yield ReplyChunk(sentence if not released else f" {sentence}")
                 released += 1
-            if gate.stop:
-                break
+            if gate.stop and not told:
+                break  # this model cannot be told: its stream is cut (and its usage lost)
         if gate is not None:
-            for sentence in gate.close():
+            begun = time.perf_counter()
+            passed = gate.close()
+            checking += time.perf_counter() - begun
+            for sentence in passed:
                 if stream:
                     yield ReplyChunk(sentence if not released else f" {sentence}")
                 released += 1
@@ -503,6 +552,18 @@ class AnswerPipeline:
             prompt_tokens=int(usage.get("input_tokens", 0)),
             completion_tokens=int(usage.get("output_tokens", 0)),
             finish_reason="length" if merged.response_metadata.get("finish_reason") == "length" else "stop",
+            check_ms=round(checking * 1000, 1),
+            cached_tokens=(usage.get("input_token_details") or {}).get("cache_read"),
+        )
+
+    def _follow_up(self, user_id: str, session_id: str, message: str, message_id: int) -> Future[AfterTurn]:
+        """Learning from the question and refreshing the summary, on the background worker."""
+        return self.followups.submit(
+            user_id,
+            {
+                "learn": partial(self._learn, user_id, message, message_id),
+                "summary": partial(self.recall.refresh_summary, user_id, session_id),
+            },
         )
 
     def _learn(self, user_id: str, message: str, message_id: int) -> list[str]:

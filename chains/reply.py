@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from concurrent.futures import Future
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
+
+from chains.followups import AfterTurn
 
 __all__ = ["STAGES", "FinishReason", "Reply", "ReplyChunk", "Route", "Source"]
 
@@ -44,14 +47,24 @@ class Reply:
     signals: dict[str, float | int | bool | None] = field(default_factory=dict)
     usage: dict[str, int] = field(default_factory=dict)  # prompt_tokens, completion_tokens
     timings: dict[str, float] = field(default_factory=dict)  # milliseconds per stage
-    remembered: list[str] = field(default_factory=list)  # facts about the user learned from this question
     finish_reason: FinishReason = "stop"  # "length": the answering model stopped at the max_tokens cap
     user_id: str = ""  # whose conversation, which session and collection the turn was stored in
     session_id: str = ""
     collection: str = ""
+    # The work that follows the answer (learning facts, the conversation summary), running
+    # in the background; None when there was none.
+    after: Future[AfterTurn] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def remembered(self) -> list[str]:
+        """Facts about the user learned from this question. Learning follows the answer;
+        this waits for it (usually long done by the time anyone looks)."""
+        return list(self.after.result().remembered) if self.after is not None else []
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "after"}
+        data["sources"] = [s.to_dict() for s in self.sources]
+        return {**data, "remembered": self.remembered}
 
 
 @dataclass(frozen=True)

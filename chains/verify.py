@@ -165,11 +165,14 @@ def _loops(terms: list[str]) -> bool:
 class SentenceGate:
     """Takes generated text as it arrives; releases each sentence once complete and checked.
 
-    `stop` turns true at the first repeated or looping sentence: generating more is waste."""
+    `stop` turns true once `enough` sentences have passed (the answer is complete: the
+    prompt asks for one or two) or at the first repeated or looping sentence: generating
+    more is waste. `enough=None` never stops on the count."""
 
-    def __init__(self, verifier: Verifier) -> None:
+    def __init__(self, verifier: Verifier, *, enough: int | None = None) -> None:
         self.verifier = verifier
         self.verified = Verified()
+        self.enough = enough
         self._buffer = ""
         self.stop = False
 
@@ -205,5 +208,7 @@ class SentenceGate:
         checked = self.verifier.check(sentence)
         self.verified.checked.append(checked)
         if checked.problem in ("repeated", "loops"):
+            self.stop = True
+        if self.enough is not None and len(self.verified.kept) >= self.enough:
             self.stop = True
         return [checked.sentence] if checked.supported else []

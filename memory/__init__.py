@@ -1,6 +1,8 @@
 """Conversations in SQL: users, sessions, messages, rolling summaries and user facts,
 plus the other shared state (API keys, the escalation audit, ratings). Imports SQLAlchemy,
-Alembic and the project's errors; never `chains` or `retrievers`.
+Alembic (only to migrate) and the project's errors; never `chains` or `retrievers`. The
+names below resolve on first use (PEP 562): importing one module of the package, such as
+`memory.records`, imports no other.
 
     store       SQLMemory: turns, sessions, summaries, users (records: its value types and input checks)
     db          one transaction helper with retry, shared with retrievers' catalog
@@ -13,10 +15,28 @@ Alembic and the project's errors; never `chains` or `retrievers`.
     transfer    export and import of a session
 """
 
-from memory.engine import create_memory_engine
-from memory.facts import Fact, FactStore
-from memory.records import HistoryWindow, NewMessage, SessionInfo, StoredMessage, StoredSummary
-from memory.store import SQLMemory
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from memory.engine import create_memory_engine
+    from memory.facts import Fact, FactStore
+    from memory.records import HistoryWindow, NewMessage, SessionInfo, StoredMessage, StoredSummary
+    from memory.store import SQLMemory
+
+_WHERE = {
+    "create_memory_engine": "memory.engine",
+    "Fact": "memory.facts",
+    "FactStore": "memory.facts",
+    "HistoryWindow": "memory.records",
+    "NewMessage": "memory.records",
+    "SessionInfo": "memory.records",
+    "StoredMessage": "memory.records",
+    "StoredSummary": "memory.records",
+    "SQLMemory": "memory.store",
+}
 
 __all__ = [
     "Fact",
@@ -29,3 +49,16 @@ __all__ = [
     "StoredSummary",
     "create_memory_engine",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'memory' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -12,25 +12,30 @@ revision they match, then upgraded.
 Processes that start together do not race: on PostgreSQL an advisory lock
 serialises upgrades; on SQLite (one host by nature) a lock file beside the
 database does.
+
+Alembic is imported only when a database is behind: the head revision is read from
+the revision files and a database's from its `alembic_version` row, so a process
+whose database is up to date (the usual start) never loads it.
 """
 
 from __future__ import annotations
 
+import ast
 import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.exc import DBAPIError
 
 from assistant.errors import StoreUnavailableError
 from memory.engine import describe_failure, safe_url
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 __all__ = ["MIGRATIONS", "current_revision", "head_revision", "upgrade"]
 
@@ -41,6 +46,8 @@ _LEGACY_MARKERS = (("0002", {"messages", "collections"}), ("0001", {"messages"})
 
 
 def _config(connection: Connection | None = None) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
@@ -49,9 +56,23 @@ def _config(connection: Connection | None = None) -> Config:
 
 @cache
 def head_revision() -> str:
-    head = ScriptDirectory.from_config(_config()).get_current_head()
-    assert head is not None
-    return head
+    """The newest revision: the one no other revision follows (read from the files, without Alembic)."""
+    revisions: dict[str, str | None] = {}
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        values = {
+            node.targets[0].id: node.value.value
+            for node in ast.parse(path.read_text(encoding="utf-8")).body
+            if isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+            and isinstance(node.value, ast.Constant)
+        }
+        down = values.get("down_revision")
+        revisions[str(values["revision"])] = None if down is None else str(down)
+    heads = set(revisions) - set(revisions.values())
+    if len(heads) != 1:
+        raise RuntimeError(f"memory/migrations must have one head revision, found {sorted(heads)}")
+    return heads.pop()
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -61,7 +82,13 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def _current(conn: Connection) -> str | None:
-    return MigrationContext.configure(conn).get_current_revision()
+    """What Alembic's MigrationContext.get_current_revision reads, without importing Alembic."""
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    versions = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    if len(versions) > 1:
+        raise RuntimeError(f"the database has several schema heads {sorted(versions)}; this version has one")
+    return versions[0] if versions else None
 
 
 def upgrade(engine: Engine, revision: str = "head") -> str:
@@ -76,6 +103,8 @@ def upgrade(engine: Engine, revision: str = "head") -> str:
                 _stamp_legacy(conn)
                 conn.commit()
             with engine.begin() as conn:
+                from alembic import command
+
                 command.upgrade(_config(conn), target)
     return target
 
@@ -86,6 +115,8 @@ def _stamp_legacy(conn: Connection) -> None:
         return
     for revision, markers in _LEGACY_MARKERS:
         if markers <= tables:
+            from alembic import command
+
             command.stamp(_config(conn), revision)
             return
 

@@ -7,6 +7,7 @@ Python must match the collection they query.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from langchain_core.embeddings import Embeddings
@@ -34,11 +35,13 @@ class Embedders:
         self.override = override
         self._loaded: dict[EmbedderSpec, Embeddings] = {}
         self._override_info: EmbedderInfo | None = None
+        self._lock = threading.Lock()  # a turn may ask while the preloading thread loads it
 
     def load(self, spec: EmbedderSpec) -> Embeddings:
-        if spec not in self._loaded:
-            self._loaded[spec] = load_embedder(spec, cache_dir=self.cache_dir, batch_size=self.batch_size)
-        return self._loaded[spec]
+        with self._lock:
+            if spec not in self._loaded:
+                self._loaded[spec] = load_embedder(spec, cache_dir=self.cache_dir, batch_size=self.batch_size)
+            return self._loaded[spec]
 
     def default(self) -> Embeddings:
         return self.override if self.override is not None else self.load(self.default_spec)

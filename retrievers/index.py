@@ -4,7 +4,9 @@ describe, ingest, reindex, check, delete), with search handed to retrievers.sear
 One object over the SQL catalog (retrievers.catalog: which collections; retrievers.ledger:
 what they hold; retrievers.keyword_index), the Chroma store (the vectors) and the
 embedders (which model embeds which collection). It takes the settings groups
-DocumentSettings and RetrievalSettings; writers take the collection's lease.
+DocumentSettings and RetrievalSettings; writers take the collection's lease. The
+ingestion side (parsers, splitter, writer) is imported by `ingest` and `splitter`, so
+that a process that only answers never imports it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from langchain_core.embeddings import Embeddings
 from sqlalchemy import Engine
@@ -28,7 +31,6 @@ from retrievers.catalog import Catalog, CollectionInfo, CollectionRow
 from retrievers.embedder import EmbedderSpec
 from retrievers.embedders import Embedders
 from retrievers.hybrid import Retrieval
-from retrievers.ingest import Ingestor
 from retrievers.keyword_index import KeywordIndex
 from retrievers.keywords import KeywordScheme
 from retrievers.lease import CollectionLease
@@ -41,14 +43,16 @@ from retrievers.naming import (
     private_name,
 )
 from retrievers.passage import Passage
-from retrievers.reading import LoaderFactory
 from retrievers.report import EMBEDDING, LOADING_EMBEDDER, WRITING, IngestProgress, IngestReport
 from retrievers.rerank import Reranker
 from retrievers.retriever import PassageRetriever
 from retrievers.search import HybridSearch
-from retrievers.splitter import TokenSplitter, embedding_text
 from retrievers.store import ChunkStore
 from retrievers.summaries import SummaryStore
+
+if TYPE_CHECKING:
+    from retrievers.reading import LoaderFactory
+    from retrievers.splitter import TokenSplitter
 
 __all__ = ["DocumentIndex", "IndexCheck", "ReindexReport"]
 
@@ -242,6 +246,8 @@ class DocumentIndex:
     # Ingestion ------------------------------------------------------------------------
 
     def splitter(self, embeddings: Embeddings) -> TokenSplitter:
+        from retrievers.splitter import TokenSplitter
+
         return TokenSplitter(
             token_counter(embeddings),
             chunk_tokens=self.document_settings.chunk_tokens,
@@ -257,6 +263,8 @@ class DocumentIndex:
         loaders: Mapping[str, LoaderFactory] | None = None,
         on_progress: Callable[[IngestProgress], None] | None = None,
     ) -> IngestReport:
+        from retrievers.ingest import Ingestor
+
         col = self._ensure(name)
         embeddings = self.embedders.for_collection(col)
         ingestor = Ingestor(
@@ -284,6 +292,8 @@ class DocumentIndex:
         chunks' text comes from the catalog, so no document is parsed again. A killed
         reindex leaves the old index serving; running it again starts over.
         """
+        from retrievers.splitter import embedding_text
+
         started = time.perf_counter()
         col = self.catalog.require(check_collection_name(name))
         embeddings = self.embedders.chosen(embedder)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from functools import cache
 from pathlib import Path
@@ -114,11 +115,42 @@ class ChunkStore:
     Which Chroma collection serves an assistant collection, and with which embedder,
     is the catalog's business (see retrievers.catalog); this class only moves vectors.
     Chroma's own failures (a server gone, a broken store) come out as StoreUnavailableError.
+
+    `ChunkStore.connecting(connect, where)` connects on first use instead (importing
+    Chroma alone takes a second): commands that never touch vectors never pay it, and a
+    turn can connect while its models load.
     """
 
     def __init__(self, client: ClientAPI, where: str) -> None:
-        self.client = client
+        self._client: ClientAPI | None = client
+        self._connect: Callable[[], ClientAPI] | None = None
+        self._lock = threading.Lock()
         self.where = where  # "Chroma server http://..." or "Chroma store /path", for messages
+
+    @classmethod
+    def connecting(cls, connect: Callable[[], ClientAPI], where: str) -> ChunkStore:
+        """A store whose client `connect()` makes on first use (once, whichever thread asks first)."""
+        store = cls.__new__(cls)
+        store._client, store._connect, store._lock, store.where = None, connect, threading.Lock(), where
+        return store
+
+    @property
+    def client(self) -> ClientAPI:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    assert self._connect is not None
+                    self._client = self._connect()
+        return self._client
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None
+
+    def close(self) -> None:
+        """Close the client, if one was made (closing never connects)."""
+        if self._client is not None:
+            self._client.close()  # type: ignore[attr-defined]  # on every chromadb Client, not ClientAPI
 
     @contextmanager
     def _guard(self) -> Iterator[None]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +29,59 @@ def test_package_imports_alone(module: str) -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "[]"
+
+
+# What importing the library must not pull in: model runtimes, the vector store, the schema
+# migrator, the web server and the evaluation stack are imported by what uses them.
+HEAVY = (
+    "alembic",
+    "llama_cpp",
+    "torch",
+    "sentence_transformers",
+    "onnxruntime",
+    "chromadb",
+    "fastapi",
+    "uvicorn",
+    "assistant.evals",
+    "assistant.server",
+    "assistant.cli",
+)
+
+
+def imported(code: str, *, env: dict[str, str] | None = None) -> list[str]:
+    """The HEAVY modules (or their submodules) in sys.modules after `code` ran in a fresh interpreter."""
+    probe = (
+        f"{code}\nimport json, sys\n"
+        f"print(json.dumps(sorted(m for m in sys.modules if any(m == h or m.startswith(h + '.') for h in {HEAVY!r}))))"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    found: list[str] = json.loads(result.stdout.strip().splitlines()[-1])
+    return found
+
+
+@pytest.mark.parametrize("statement", ["import assistant", "from assistant import Assistant"])
+@pytest.mark.slow
+def test_importing_the_library_imports_no_model_store_server_or_eval(statement: str) -> None:
+    assert imported(statement) == []
+
+
+@pytest.mark.slow
+def test_every_public_name_still_imports() -> None:
+    code = "import assistant\nfor name in assistant.__all__: getattr(assistant, name)"
+    assert imported(code) == []  # resolving every name loads no model, store or server
+
+
+@pytest.mark.slow
+def test_a_command_imports_only_what_it_runs(tmp_path: Path) -> None:
+    """`assistant info` loads no model and opens no vector store; no command imports the server or evals."""
+    env = {**os.environ, "ASSISTANT_DATA_DIR": str(tmp_path / "state")}
+    code = (
+        "from assistant.cli import cli\n"
+        "try:\n    cli(['info', '--json'], standalone_mode=False)\nexcept SystemExit:\n    pass"
+    )
+    assert [m for m in imported(code, env=env) if not m.startswith("assistant.cli")] == []
+    assert not (tmp_path / "state").exists()  # and creates nothing
 
 
 def test_the_layers_point_one_way() -> None:

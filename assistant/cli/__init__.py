@@ -13,24 +13,56 @@ session_ids the ids of new sessions. `serve` and most of `eval` need an extra
 from __future__ import annotations
 
 import logging
+from importlib import import_module
 from pathlib import Path
 
 import click
 
-from assistant.cli.documents import collections, ingest, reindex
-from assistant.cli.eval import evaluate
-from assistant.cli.eval_quality import COMMANDS as EVAL_COMMANDS
-from assistant.cli.info import info, init
-from assistant.cli.memory import db, escalations, memory, sessions, users
-from assistant.cli.questions import ask, chat
-from assistant.cli.review import review
-from assistant.cli.serve import keys, serve
-from assistant.cli.summarize import summarize
-
 __all__ = ["cli", "main"]
 
+# Each command is imported when it runs (or `--help` lists it), so that starting one
+# command never imports the others' modules.
+COMMANDS = {
+    "ingest": "documents:ingest",
+    "reindex": "documents:reindex",
+    "ask": "questions:ask",
+    "chat": "questions:chat",
+    "summarize": "summarize:summarize",
+    "collections": "documents:collections",
+    "sessions": "memory:sessions",
+    "memory": "memory:memory",
+    "users": "memory:users",
+    "db": "memory:db",
+    "escalations": "memory:escalations",
+    "eval": "eval:evaluate",
+    "keys": "serve:keys",
+    "serve": "serve:serve",
+    "info": "info:info",
+    "init": "info:init",
+}
 
-@click.group()
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported by name when first asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*COMMANDS, *super().list_commands(ctx)})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return super().get_command(ctx, cmd_name)
+        module, name = COMMANDS[cmd_name].split(":")
+        command: click.Command = getattr(import_module(f"assistant.cli.{module}"), name)
+        if cmd_name == "eval" and isinstance(command, click.Group) and "review" not in command.commands:
+            from assistant.cli.eval_quality import COMMANDS as EVAL_COMMANDS
+            from assistant.cli.review import review
+
+            for subcommand in (*EVAL_COMMANDS, review):
+                command.add_command(subcommand)
+        return command
+
+
+@click.group(cls=LazyGroup)
 @click.version_option(package_name="assistant", prog_name="assistant")
 @click.option(
     "--data-dir",
@@ -49,29 +81,6 @@ def cli(ctx: click.Context, data_dir: Path | None, chroma_url: str | None, verbo
     says which."""
     logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)])
     ctx.obj = {"data_dir": data_dir, "chroma_url": chroma_url}
-
-
-for _command in (*EVAL_COMMANDS, review):
-    evaluate.add_command(_command)
-for _command in (
-    ingest,
-    reindex,
-    ask,
-    chat,
-    summarize,
-    collections,
-    sessions,
-    memory,
-    users,
-    db,
-    escalations,
-    evaluate,
-    keys,
-    serve,
-    info,
-    init,
-):
-    cli.add_command(_command)
 
 
 def main() -> None:

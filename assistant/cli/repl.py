@@ -18,12 +18,14 @@ from typing import TYPE_CHECKING
 
 import click
 
+from assistant.cli.profile import print_profile
 from assistant.cli.session_ids import new_session_id
 from assistant.cli.turn_display import StatusLine, excerpt, print_reply, print_sources, show_turn
 from assistant.errors import UnknownSessionError, UserError
 
 if TYPE_CHECKING:
     from assistant.core import Assistant
+    from assistant.factory import ModelLoad
     from chains.reply import ReplyChunk, Source
     from chains.route import RequestedRoute
     from memory.records import StoredMessage
@@ -39,6 +41,7 @@ COMMANDS = {
     "/new": "start a fresh session",
     "/sources": "the last answer's sources, with a quote of each passage",
     "/quit": "leave the chat (also /exit, or Ctrl-D at an empty prompt)",
+    "/profile": "after each answer, how long each stage took (again: stop)",
 }
 _QUIT = ("/quit", "/exit")
 _POLL = 0.1  # seconds the main thread waits on the worker at a time: how soon Ctrl-C is seen
@@ -107,6 +110,8 @@ class Chat:
     route: RequestedRoute
     sources: list[Source] | None = None  # the last answer's, None before any answer
     worker: TurnThread | None = field(default=None, repr=False)  # the latest turn's, cancelled or not
+    profile: bool = False  # print each turn's stages after its answer (--profile, /profile)
+    load: ModelLoad | None = field(default=None, repr=False)  # the models' background load, for the profile
 
     def run(self) -> None:
         readline = _line_editor()
@@ -166,6 +171,9 @@ class Chat:
             click.echo(f"New session {self.session_id}.")
         elif name == "/sources":
             print_sources(self.sources)
+        elif name == "/profile":
+            self.profile = not self.profile
+            click.echo(f"Profile {'on' if self.profile else 'off'}.")
         else:
             click.echo(f"Unknown command {name}. The commands are: {', '.join(COMMANDS)} (and /exit).")
 
@@ -197,6 +205,9 @@ class Chat:
         click.echo()
         print_reply(reply, streamed=True)
         self.sources = reply.sources
+        if self.profile:
+            loaded = reply.timings.get("load_ms", 0.0) >= 1.0  # this turn waited for the models
+            print_profile(reply, loads=self.load.timings if loaded and self.load is not None else None)
 
     def _finish_cancelled(self, status: StatusLine) -> None:
         """Wait for a cancelled turn's worker to close its stream: one turn uses the model at a time."""
