@@ -487,20 +487,20 @@ class Assistant:
         return self._settled().sessions(user_id)
 
     def history(self, user_id: str, session_id: str) -> list[StoredMessage]:
-        return self._settled().messages(user_id, session_id)
+        return self._settled(user_id).messages(user_id, session_id)
 
     def delete_session(self, user_id: str, session_id: str) -> None:
-        self._settled().delete_session(user_id, session_id)
+        self._settled(user_id).delete_session(user_id, session_id)
 
     def summaries(self, user_id: str, session_id: str) -> list[StoredSummary]:
         """The rolling summaries written as the session's older turns left the prompt."""
-        return self._settled().summaries(user_id, session_id)
+        return self._settled(user_id).summaries(user_id, session_id)
 
     def export_session(self, user_id: str, session_id: str) -> dict[str, Any]:
         """The whole session as a JSON-ready dict (messages with all their fields, summaries)."""
         from memory.transfer import export_session
 
-        return export_session(self._settled(), user_id, session_id)
+        return export_session(self._settled(user_id), user_id, session_id)
 
     def import_session(
         self, document: Mapping[str, Any], *, user_id: str | None = None, session_id: str | None = None
@@ -512,36 +512,38 @@ class Assistant:
 
     def delete_user(self, user_id: str) -> UserDeletion:
         """Delete a user and everything of theirs: sessions, messages, summaries and facts."""
-        return self._settled().delete_user(user_id)
+        return self._settled(user_id).delete_user(user_id)
 
     # What users told us about themselves ---------------------------------------------------
 
     def facts(self, user_id: str) -> list[Fact]:
         """Facts and preferences remembered about a user, most recent first."""
-        return self._settled().facts.list(user_id)
+        return self._settled(user_id).facts.list(user_id)
 
     def remember(self, user_id: str, text: str, *, kind: str = "fact") -> Fact:
         """Store a fact ("runs the billing database") or a preference ("answer briefly") yourself."""
-        return self._settled().facts.add(user_id, kind, check_text("fact", text))
+        return self._settled(user_id).facts.add(user_id, kind, check_text("fact", text))
 
     def edit_fact(self, user_id: str, fact_id: int, text: str | None = None, *, kind: str | None = None) -> Fact:
-        return self._settled().facts.edit(user_id, fact_id, None if text is None else check_text("fact", text), kind)
+        checked = None if text is None else check_text("fact", text)
+        return self._settled(user_id).facts.edit(user_id, fact_id, checked, kind)
 
     def forget(self, user_id: str, fact_id: int | None = None) -> int:
         """Forget one fact, or all of a user's facts when no id is given; returns how many."""
         if fact_id is None:
-            return self._settled().facts.forget_all(user_id)
-        self._settled().facts.forget(user_id, fact_id)
+            return self._settled(user_id).facts.forget_all(user_id)
+        self._settled(user_id).facts.forget(user_id, fact_id)
         return 1
 
     def latest_session(self, user_id: str) -> SessionInfo | None:
         """The user's most recently active session (`ask --continue`, `chat`), or None if they have none."""
-        latest = self._settled().sessions(user_id, limit=1)
+        latest = self._settled(user_id).sessions(user_id, limit=1)
         return latest[0] if latest else None
 
-    def _settled(self) -> SQLMemory:
-        """The memory, once the work that follows every answer so far (facts, summaries) is in it."""
-        self.pipeline.followups.wait()
+    def _settled(self, user_id: str | None = None) -> SQLMemory:
+        """The memory, once the work that follows the answers so far (facts, summaries) is in it:
+        the answers to `user_id`, or to everyone."""
+        self.pipeline.followups.wait(user_id)
         return self.memory
 
     def _collection(self, name: str | None) -> str:
